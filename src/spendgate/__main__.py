@@ -1,0 +1,3 @@
+from spendgate.entrypoints.cli import main
+
+main()

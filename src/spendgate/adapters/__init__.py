@@ -1,0 +1,1 @@
+"""Implementations of the service ports: storage, upstream HTTP, pricing data, tokenizer."""

@@ -1,0 +1,127 @@
+"""The one place that wires adapters to use cases. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from spendgate.adapters.pricing.price_book import GenaiPriceBook, load_price_file
+from spendgate.adapters.store.engine import create_store_engine, migrate
+from spendgate.adapters.store.group_commit import GroupCommitRecorder
+from spendgate.adapters.store.sql_store import SqlStore
+from spendgate.adapters.upstream.client import AiohttpUpstreamClient
+from spendgate.adapters.upstream.routing import Upstream, UpstreamRouter
+from spendgate.config import OPENAI_BASE_URL, Settings
+from spendgate.domain.clock import Clock, ManualClock, SystemClock
+from spendgate.domain.prices import OperatorPriceSheet
+from spendgate.services.accounts import Accounts
+from spendgate.services.metering import KeyDirectory, Metering
+from spendgate.services.reporting import Reporting
+from spendgate.simulator.app import SimulatorConfig, start_simulator
+
+log = logging.getLogger(__name__)
+
+ADMIN_TOKEN_SETTING = "admin_token_sha256"  # noqa: S105 (a setting name, not a secret)
+
+
+@dataclass
+class Container:
+    settings: Settings
+    clock: Clock
+    store: SqlStore
+    accounts: Accounts
+    reporting: Reporting
+    keys: KeyDirectory
+    metering: Metering
+    recorder: GroupCommitRecorder
+    upstream_client: AiohttpUpstreamClient
+    router: UpstreamRouter
+    admin_token_sha256: str
+    generated_admin_token: str | None = None  # set only on the first start, to print it once
+    _simulator: web.AppRunner | None = field(default=None, repr=False)
+
+    @property
+    def manual_clock(self) -> ManualClock | None:
+        return self.clock if isinstance(self.clock, ManualClock) else None
+
+    def admin_token_matches(self, token: str) -> bool:
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        return hmac.compare_digest(digest, self.admin_token_sha256)
+
+    async def close(self) -> None:
+        await self.recorder.close()
+        await self.upstream_client.close()
+        if self._simulator is not None:
+            await self._simulator.cleanup()
+        self.store.engine.dispose()
+
+
+async def build_container(settings: Settings) -> Container:
+    """Open the database (migrating it), start the usage writer, the upstream pool and, when no
+    upstream is configured, the built-in simulator."""
+    clock: Clock = ManualClock(datetime.now(UTC)) if settings.test_clock else SystemClock()
+    engine = create_store_engine(settings.db)
+    await asyncio.to_thread(migrate, engine)
+    store = SqlStore(engine)
+    token_hash, generated = await asyncio.to_thread(_admin_token, settings, store)
+
+    file_config = settings.file_config()
+    simulator_runner = None
+    if settings.simulated():
+        simulator_runner, port = await start_simulator("127.0.0.1", 0, SimulatorConfig())
+        default = Upstream(name="simulator", base_url=f"http://127.0.0.1:{port}/v1")
+    else:
+        default = Upstream(
+            name="default", base_url=settings.upstream_url or OPENAI_BASE_URL, api_key=settings.upstream_key()
+        )
+    routed = [
+        Upstream(
+            name=e.name, base_url=e.base_url, api_key=e.api_key, models=e.models, provider_id=e.provider_id
+        )
+        for e in file_config.upstreams
+    ]
+    router = UpstreamRouter(routed, default)
+
+    price_file = settings.price_file or file_config.price_file
+    operator_prices = load_price_file(price_file) if price_file else OperatorPriceSheet()
+    prices = GenaiPriceBook(operator_prices, provider_for=lambda model: router.route(model).provider_id)
+
+    recorder = GroupCommitRecorder(store)
+    await recorder.start()
+    upstream_client = AiohttpUpstreamClient(
+        connect_timeout=settings.upstream_connect_timeout, read_timeout=settings.upstream_read_timeout
+    )
+    await upstream_client.start()
+    keys = KeyDirectory(store, ttl_seconds=settings.key_cache_seconds)
+    return Container(
+        settings=settings,
+        clock=clock,
+        store=store,
+        accounts=Accounts(store, clock, on_key_revoked=keys.forget),
+        reporting=Reporting(store, clock),
+        keys=keys,
+        metering=Metering(prices, recorder, clock),
+        recorder=recorder,
+        upstream_client=upstream_client,
+        router=router,
+        admin_token_sha256=token_hash,
+        generated_admin_token=generated,
+        _simulator=simulator_runner,
+    )
+
+
+def _admin_token(settings: Settings, store: SqlStore) -> tuple[str, str | None]:
+    """The admin token's hash: from SPENDGATE_ADMIN_TOKEN, else the one generated on first start."""
+    if settings.admin_token is not None:
+        return hashlib.sha256(settings.admin_token.get_secret_value().encode()).hexdigest(), None
+    candidate = "sga-" + secrets.token_urlsafe(32)
+    candidate_hash = hashlib.sha256(candidate.encode()).hexdigest()
+    stored = store.set_setting_once(ADMIN_TOKEN_SETTING, candidate_hash)
+    return stored, (candidate if stored == candidate_hash else None)

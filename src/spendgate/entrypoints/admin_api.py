@@ -1,0 +1,304 @@
+"""The admin API under /admin/v1 (bearer admin token). The CLI and the dashboard use it; its
+OpenAPI document is at /admin/v1/openapi.json."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from spendgate.bootstrap import Container
+from spendgate.domain.accounts import ApiKey, Org, Project
+from spendgate.domain.events import UsageEvent
+from spendgate.domain.money import format_usd
+from spendgate.services.errors import Invalid, NotFound
+from spendgate.services.ports import UsageTotals
+from spendgate.services.reporting import UsageReport
+
+PREFIX = "/admin/v1"
+
+
+class OrgIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    timezone: str = "UTC"
+
+
+class OrgOut(BaseModel):
+    id: str
+    name: str
+    timezone: str
+    created_at: datetime
+
+
+class ProjectIn(BaseModel):
+    org_id: str
+    name: str = Field(min_length=1, max_length=200)
+
+
+class ProjectOut(BaseModel):
+    id: str
+    org_id: str
+    name: str
+    created_at: datetime
+
+
+class KeyIn(BaseModel):
+    project_id: str
+    name: str = Field(default="", max_length=200)
+    models: list[str] | None = Field(default=None, description="Allowed models; omit for every priced model.")
+
+
+class KeyOut(BaseModel):
+    id: str
+    project_id: str
+    org_id: str
+    name: str
+    prefix: str
+    models: list[str] | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class NewKeyOut(KeyOut):
+    secret: str = Field(description="Shown once; spendgate keeps only its hash.")
+
+
+class TotalsOut(BaseModel):
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    reasoning_tokens: int
+    cost_nanos: int
+    cost_usd: str
+
+
+class UsageRowOut(TotalsOut):
+    group: str
+
+
+class UsageOut(BaseModel):
+    scope: str
+    timezone: str
+    since: datetime
+    until: datetime
+    totals: TotalsOut
+    by: str | None
+    rows: list[UsageRowOut]
+
+
+class UsageEventOut(BaseModel):
+    request_id: str
+    occurred_at: datetime
+    org_id: str
+    project_id: str
+    key_id: str
+    model: str
+    upstream: str
+    endpoint: str
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    cost_nanos: int
+    cost_usd: str
+    status: str
+    latency_ms: int
+    streamed: bool
+    estimated: bool
+
+
+class ClockIn(BaseModel):
+    set: datetime | None = Field(default=None, description="Move the test clock to this time (with offset).")
+    advance_seconds: int | None = Field(default=None, ge=0)
+
+
+class ClockOut(BaseModel):
+    now: datetime
+    test_clock: bool
+
+
+def create_admin_app(container: Callable[[], Container]) -> FastAPI:
+    """`container` is called per request: the app exists before the container is started."""
+    app = FastAPI(
+        title="spendgate admin API",
+        version="1",
+        openapi_url=f"{PREFIX}/openapi.json",
+        docs_url=f"{PREFIX}/docs",
+        redoc_url=None,
+    )
+    bearer = HTTPBearer(auto_error=False)
+
+    def authorized(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Container:
+        c = container()
+        if credentials is None or not c.admin_token_matches(credentials.credentials):
+            raise HTTPException(
+                401,
+                "Send the admin token as 'Authorization: Bearer …' "
+                "(SPENDGATE_ADMIN_TOKEN, or the token printed on first start).",
+            )
+        return c
+
+    Admin = Annotated[Container, Depends(authorized)]
+    api = APIRouter(prefix=PREFIX)
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Invalid)
+    async def invalid(_: Request, exc: Invalid) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @api.post("/orgs", status_code=201)
+    def create_org(body: OrgIn, c: Admin) -> OrgOut:
+        return _org(c.accounts.create_org(body.name, body.timezone))
+
+    @api.get("/orgs")
+    def list_orgs(c: Admin) -> list[OrgOut]:
+        return [_org(o) for o in c.accounts.list_orgs()]
+
+    @api.get("/orgs/{org_id}")
+    def get_org(org_id: str, c: Admin) -> OrgOut:
+        return _org(c.accounts.org(org_id))
+
+    @api.post("/projects", status_code=201)
+    def create_project(body: ProjectIn, c: Admin) -> ProjectOut:
+        return _project(c.accounts.create_project(body.org_id, body.name))
+
+    @api.get("/projects")
+    def list_projects(c: Admin, org_id: str | None = None) -> list[ProjectOut]:
+        return [_project(p) for p in c.accounts.list_projects(org_id)]
+
+    @api.get("/projects/{project_id}")
+    def get_project(project_id: str, c: Admin) -> ProjectOut:
+        return _project(c.accounts.project(project_id))
+
+    @api.post("/keys", status_code=201)
+    def create_key(body: KeyIn, c: Admin) -> NewKeyOut:
+        key, secret = c.accounts.create_key(body.project_id, body.name, body.models)
+        return NewKeyOut(**_key(key).model_dump(), secret=secret)
+
+    @api.get("/keys")
+    def list_keys(c: Admin, project_id: str | None = None) -> list[KeyOut]:
+        return [_key(k) for k in c.accounts.list_keys(project_id)]
+
+    @api.get("/keys/{key_id}")
+    def get_key(key_id: str, c: Admin) -> KeyOut:
+        return _key(c.accounts.key(key_id))
+
+    @api.post("/keys/{key_id}/revoke")
+    def revoke_key(key_id: str, c: Admin) -> KeyOut:
+        return _key(c.accounts.revoke_key(key_id))
+
+    @api.get("/usage")
+    def usage(
+        c: Admin,
+        scope: Annotated[str | None, Query(description="org:ID, project:ID or key:ID; omit for all")] = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        by: Literal["day", "model", "key", "project"] | None = None,
+    ) -> UsageOut:
+        return _usage(c.reporting.usage(scope, since, until, by))
+
+    @api.get("/usage/events/{request_id}")
+    def usage_event(request_id: str, c: Admin) -> UsageEventOut:
+        event = c.store.get_usage_event(request_id)
+        if event is None:
+            raise NotFound(f"no usage event {request_id!r}")
+        return _event(event)
+
+    @api.get("/clock")
+    def get_clock(c: Admin) -> ClockOut:
+        return ClockOut(now=c.clock.now(), test_clock=c.manual_clock is not None)
+
+    @api.post("/clock")
+    def move_clock(body: ClockIn, c: Admin) -> ClockOut:
+        clock = c.manual_clock
+        if clock is None:
+            raise Invalid("the clock can only be moved when the server runs with --test-clock")
+        try:
+            if body.set is not None:
+                clock.set(body.set)
+            if body.advance_seconds:
+                clock.advance(timedelta(seconds=body.advance_seconds))
+        except ValueError as exc:
+            raise Invalid(str(exc)) from exc
+        return ClockOut(now=clock.now(), test_clock=True)
+
+    app.include_router(api)
+    return app
+
+
+def _org(o: Org) -> OrgOut:
+    return OrgOut(id=o.id, name=o.name, timezone=o.timezone, created_at=o.created_at)
+
+
+def _project(p: Project) -> ProjectOut:
+    return ProjectOut(id=p.id, org_id=p.org_id, name=p.name, created_at=p.created_at)
+
+
+def _key(k: ApiKey) -> KeyOut:
+    return KeyOut(
+        id=k.id,
+        project_id=k.project_id,
+        org_id=k.org_id,
+        name=k.name,
+        prefix=k.display_prefix,
+        models=None if k.models is None else list(k.models),
+        created_at=k.created_at,
+        revoked_at=k.revoked_at,
+    )
+
+
+def _totals(t: UsageTotals) -> dict[str, Any]:
+    return {
+        "requests": t.requests,
+        "input_tokens": t.input_tokens,
+        "output_tokens": t.output_tokens,
+        "cached_input_tokens": t.cached_input_tokens,
+        "reasoning_tokens": t.reasoning_tokens,
+        "cost_nanos": t.cost_nanos,
+        "cost_usd": format_usd(t.cost_nanos),
+    }
+
+
+def _usage(r: UsageReport) -> UsageOut:
+    return UsageOut(
+        scope=r.scope,
+        timezone=r.timezone,
+        since=r.start,
+        until=r.end,
+        totals=TotalsOut(**_totals(r.totals)),
+        by=r.by,
+        rows=[UsageRowOut(group=group, **_totals(t)) for group, t in r.rows.items()],
+    )
+
+
+def _event(e: UsageEvent) -> UsageEventOut:
+    u = e.usage
+    return UsageEventOut(
+        request_id=e.request_id,
+        occurred_at=e.occurred_at,
+        org_id=e.org_id,
+        project_id=e.project_id,
+        key_id=e.key_id,
+        model=e.model,
+        upstream=e.upstream,
+        endpoint=e.endpoint,
+        input_tokens=u.input_tokens,
+        cached_input_tokens=u.cached_input_tokens,
+        output_tokens=u.output_tokens,
+        reasoning_tokens=u.reasoning_tokens,
+        cost_nanos=e.cost_nanos,
+        cost_usd=format_usd(e.cost_nanos),
+        status=e.status.value,
+        latency_ms=e.latency_ms,
+        streamed=e.streamed,
+        estimated=e.estimated,
+    )

@@ -1,0 +1,340 @@
+"""The `spendgate` command: `serve`, `simulate-upstream`, and admin commands that talk to a running
+server's admin API (--url or SPENDGATE_URL; the token from SPENDGATE_ADMIN_TOKEN)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from spendgate.entrypoints.admin_client import AdminClient, AdminError
+
+app = typer.Typer(
+    help="spendgate: a metering, spend-limiting billing gateway for OpenAI-compatible APIs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+orgs_app = typer.Typer(help="Orgs: the billing accounts.", no_args_is_help=True)
+projects_app = typer.Typer(help="Projects inside an org.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (sg-…) for a project.", no_args_is_help=True)
+clock_app = typer.Typer(help="The test clock (server started with --test-clock).", no_args_is_help=True)
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(projects_app, name="projects")
+app.add_typer(keys_app, name="keys")
+app.add_typer(clock_app, name="clock")
+
+console = Console()
+
+Url = Annotated[str, typer.Option("--url", envvar="SPENDGATE_URL", help="The spendgate server.")]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="SPENDGATE_ADMIN_TOKEN",
+        show_default=False,
+        help="Admin token (default: $SPENDGATE_ADMIN_TOKEN).",
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def main() -> None:
+    app()
+
+
+# serving
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port for the gateway, admin API and pages.")] = 8080,
+    db: Annotated[
+        str, typer.Option(envvar="SPENDGATE_DB", help="Database URL (sqlite:///… or postgresql://…).")
+    ] = "sqlite:///spendgate.db",
+    upstream: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SPENDGATE_UPSTREAM_URL",
+            show_default=False,
+            help="Default upstream base URL, e.g. https://api.openai.com/v1.",
+        ),
+    ] = None,
+    simulate: Annotated[bool, typer.Option(help="Use the built-in simulated upstream.")] = False,
+    test_clock: Annotated[bool, typer.Option(help="Let the admin API set and advance time.")] = False,
+    demo: Annotated[
+        bool, typer.Option(help="Seed a demo org, project and key on an empty database.")
+    ] = False,
+    config: Annotated[Path | None, typer.Option(help="TOML file naming upstreams and prices.")] = None,
+    price_file: Annotated[Path | None, typer.Option(help="TOML file of operator prices.")] = None,
+    max_body: Annotated[int, typer.Option(help="Largest request body accepted, in bytes.")] = 32
+    * 1024
+    * 1024,
+) -> None:
+    """Run the gateway (/v1), the admin API (/admin/v1) and the pages on one port.
+
+    With no upstream URL and no key (SPENDGATE_UPSTREAM_API_KEY or OPENAI_API_KEY), the built-in
+    simulated upstream answers, so spendgate works offline at once.
+    """
+    import uvicorn
+
+    from spendgate.config import Settings
+    from spendgate.entrypoints.asgi import SpendgateApp
+    from spendgate.entrypoints.banner import print_banner
+
+    overrides: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "db": db,
+        "simulate": simulate,
+        "test_clock": test_clock,
+        "demo": demo,
+        "max_body_bytes": max_body,
+    }
+    for name, value in (("upstream_url", upstream), ("config_file", config), ("price_file", price_file)):
+        if value is not None:
+            overrides[name] = value
+    settings = Settings(**overrides)
+    spendgate_app = SpendgateApp(settings, on_started=lambda c: print_banner(console, c))
+    uvicorn.run(
+        spendgate_app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=30,
+    )
+
+
+@app.command("simulate-upstream")
+def simulate_upstream(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 18000,
+    delay_ms: Annotated[int, typer.Option(help="Latency added to every response, in ms.")] = 0,
+    chunk_delay_ms: Annotated[int, typer.Option(help="Pause between streamed chunks, in ms.")] = 0,
+) -> None:
+    """Run the simulated OpenAI-compatible upstream on its own (base URL http://HOST:PORT/v1)."""
+    from spendgate.simulator.app import SimulatorConfig, run_simulator
+
+    run_simulator(host, port, SimulatorConfig(delay_ms=delay_ms, chunk_delay_ms=chunk_delay_ms))
+
+
+# admin commands
+
+
+def _admin(url: str, token: str | None) -> AdminClient:
+    return AdminClient(url, token)
+
+
+def _run(action: Any) -> Any:
+    try:
+        return action()
+    except AdminError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _emit(data: Any, as_json: bool, columns: list[str], title: str | None = None) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    rows = data if isinstance(data, list) else [data]
+    table = Table(*columns, title=title)
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+@orgs_app.command("create")
+def orgs_create(
+    name: str,
+    timezone: Annotated[str, typer.Option(help="IANA time zone for periods.")] = "UTC",
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Create an org (a billing account)."""
+    with _admin(url, token) as client:
+        org = _run(lambda: client.post("/orgs", {"name": name, "timezone": timezone}))
+    _emit(org, as_json, ["id", "name", "timezone", "created_at"])
+
+
+@orgs_app.command("list")
+def orgs_list(url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False) -> None:
+    """List orgs."""
+    with _admin(url, token) as client:
+        _emit(_run(lambda: client.get("/orgs")), as_json, ["id", "name", "timezone", "created_at"])
+
+
+@projects_app.command("create")
+def projects_create(
+    org: str, name: str, url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False
+) -> None:
+    """Create a project in ORG."""
+    with _admin(url, token) as client:
+        project = _run(lambda: client.post("/projects", {"org_id": org, "name": name}))
+    _emit(project, as_json, ["id", "org_id", "name", "created_at"])
+
+
+@projects_app.command("list")
+def projects_list(
+    org: Annotated[str | None, typer.Argument()] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """List projects, of one ORG or all."""
+    with _admin(url, token) as client:
+        _emit(
+            _run(lambda: client.get("/projects", org_id=org)), as_json, ["id", "org_id", "name", "created_at"]
+        )
+
+
+@keys_app.command("create")
+def keys_create(
+    project: str,
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    models: Annotated[
+        str | None, typer.Option(help="Comma-separated allowed models (default: all priced).")
+    ] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Create an API key for PROJECT; its secret is printed once."""
+    body: dict[str, Any] = {"project_id": project, "name": name}
+    if models is not None:
+        body["models"] = [m.strip() for m in models.split(",") if m.strip()]
+    with _admin(url, token) as client:
+        key = _run(lambda: client.post("/keys", body))
+    if as_json:
+        typer.echo(json.dumps(key, indent=2))
+        return
+    _emit(key, False, ["id", "project_id", "name", "models"])
+    console.print(f"secret (shown once, store it now): [bold]{key['secret']}[/bold]", soft_wrap=True)
+
+
+@keys_app.command("list")
+def keys_list(
+    project: Annotated[str | None, typer.Argument()] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """List keys, of one PROJECT or all (secrets are never shown again)."""
+    with _admin(url, token) as client:
+        _emit(
+            _run(lambda: client.get("/keys", project_id=project)),
+            as_json,
+            ["id", "project_id", "name", "prefix", "models", "revoked_at"],
+        )
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: str, url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False) -> None:
+    """Revoke KEY (by id); calls with it are refused at once."""
+    with _admin(url, token) as client:
+        _emit(_run(lambda: client.post(f"/keys/{key}/revoke")), as_json, ["id", "name", "revoked_at"])
+
+
+class By(StrEnum):
+    day = "day"
+    model = "model"
+    key = "key"
+    project = "project"
+
+
+@app.command()
+def usage(
+    scope: Annotated[str | None, typer.Argument(help="org:ID, project:ID or key:ID (default: all).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Start, ISO 8601 with offset (default: month start).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="End, ISO 8601 with offset (exclusive).")] = None,
+    by: Annotated[By | None, typer.Option(help="Split into rows.")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Requests, tokens and cost; without --since/--until, the current calendar month in the org's
+    time zone."""
+    with _admin(url, token) as client:
+        report = _run(
+            lambda: client.get("/usage", scope=scope, since=since, until=until, by=by.value if by else None)
+        )
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    columns = [
+        "requests",
+        "input_tokens",
+        "cached_input_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "cost_usd",
+    ]
+    title = f"{report['scope']}  {report['since']} → {report['until']} ({report['timezone']})"
+    rows = [{"group": "total", **report["totals"]}]
+    if report["rows"]:
+        rows = [*report["rows"], *rows]
+    _emit(rows, False, ["group", *columns], title=title)
+
+
+@clock_app.command("set")
+def clock_set(when: str, url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False) -> None:
+    """Move the test clock to WHEN (ISO 8601 with offset)."""
+    try:
+        moment = datetime.fromisoformat(when)
+    except ValueError:
+        console.print(f"[red]error:[/red] {when!r} is not an ISO 8601 time")
+        raise typer.Exit(2) from None
+    with _admin(url, token) as client:
+        _emit(
+            _run(lambda: client.post("/clock", {"set": moment.isoformat()})), as_json, ["now", "test_clock"]
+        )
+
+
+@clock_app.command("advance")
+def clock_advance(
+    duration: str, url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False
+) -> None:
+    """Advance the test clock by DURATION: 90s, 15m, 1h, 3d."""
+    try:
+        seconds = int(parse_duration(duration).total_seconds())
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    with _admin(url, token) as client:
+        _emit(
+            _run(lambda: client.post("/clock", {"advance_seconds": seconds})), as_json, ["now", "test_clock"]
+        )
+
+
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 90s, 15m, 1h, 3d or 2w")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
