@@ -1,3 +1,4 @@
+import itertools
 from datetime import UTC, datetime, timedelta
 
 from spendgate.domain.periods import day_bounds, local_days, month_bounds
@@ -26,4 +27,4 @@ def test_local_days_cover_the_range_without_gaps() -> None:
     start, end = datetime(2026, 11, 3, 5, tzinfo=UTC), datetime(2026, 11, 6, 2, tzinfo=UTC)
     days = local_days(start, end, "Asia/Shanghai")
     assert days[0][0] == start and days[-1][1] == end
-    assert all(a[1] == b[0] for a, b in zip(days, days[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(days))
