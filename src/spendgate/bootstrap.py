@@ -76,7 +76,7 @@ async def build_container(settings: Settings) -> Container:
     simulator_runner = None
     if settings.simulated():
         simulator_runner, port = await start_simulator("127.0.0.1", 0, SimulatorConfig())
-        default = Upstream(name="simulator", base_url=f"http://127.0.0.1:{port}/v1")
+        default = Upstream(name="simulator", base_url=f"http://127.0.0.1:{port}/v1", api_key="simulated")
     else:
         default = Upstream(
             name="default", base_url=settings.upstream_url or OPENAI_BASE_URL, api_key=settings.upstream_key()

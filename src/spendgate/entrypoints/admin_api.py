@@ -1,7 +1,7 @@
 """The admin API under /admin/v1 (bearer admin token). The CLI and the dashboard use it; its
-OpenAPI document is at /admin/v1/openapi.json."""
+OpenAPI document is at /admin/v1/openapi.json.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: FastAPI reads the (local) annotations at run time."""
 
 from collections.abc import Callable
 from datetime import datetime, timedelta

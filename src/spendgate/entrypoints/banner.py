@@ -40,7 +40,7 @@ def print_banner(console: Console, container: Container) -> None:
             f"  admin token (printed once; stored hashed): [bold]{container.generated_admin_token}[/bold]",
             soft_wrap=True,
         )
-        console.print(f"  export SPENDGATE_ADMIN_TOKEN={container.generated_admin_token}", soft_wrap=True)
+        console.print(f"  export SPENDGATE_ADMIN_TOKEN={container.generated_admin_token}")
     elif settings.admin_token is None:
         console.print("  admin token: printed on this database's first start; or set SPENDGATE_ADMIN_TOKEN")
     if container.manual_clock is not None:
@@ -48,7 +48,7 @@ def print_banner(console: Console, container: Container) -> None:
     if not settings.demo:
         return
     secret = seed_demo(container)
-    console.print("\n[bold]Demo key[/bold] (org Demo, project demo): " + secret, soft_wrap=True)
+    console.print("\n[bold]Demo key[/bold] (org Demo, project demo): " + secret)
     console.print("Try it with the openai SDK (pip install openai):\n")
     console.print(
         "python - <<'PY'\n"

@@ -103,7 +103,9 @@ def serve(
         if value is not None:
             overrides[name] = value
     settings = Settings(**overrides)
-    spendgate_app = SpendgateApp(settings, on_started=lambda c: print_banner(console, c))
+    spendgate_app = SpendgateApp(
+        settings, on_started=lambda c: print_banner(Console(soft_wrap=True, highlight=False), c)
+    )
     uvicorn.run(
         spendgate_app,
         host=host,

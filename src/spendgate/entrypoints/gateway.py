@@ -237,15 +237,18 @@ class Gateway:
             admission, usage, CallStatus.UPSTREAM_ERROR, streamed=call.stream
         )
         headers = [*rid, (b"x-spendgate-cost-usd", format_usd(event.cost_nanos).encode())]
-        if response.status < 500:
+        if response.status < 500 and response.status not in (401, 403):
             await send_bytes(
                 send, response.status, raw, headers, response.content_type.encode() or b"application/json"
             )
             return response.status
-        message = _upstream_message(raw)
+        if response.status in (401, 403):  # spendgate's own upstream credentials, not the caller's key
+            advice = "The operator must check spendgate's upstream API key."
+        else:
+            advice = "Nothing was billed beyond what it reported. Retry shortly."
         body = openai_error(
-            f"The upstream ({admission.upstream}) failed with HTTP {response.status}: {message} "
-            "Nothing was billed beyond what it reported. Retry shortly.",
+            f"The upstream ({admission.upstream}) failed with HTTP {response.status}: "
+            f"{_upstream_message(raw)} {advice}",
             "upstream_error",
             "upstream_error",
         )
