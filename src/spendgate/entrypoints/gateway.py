@@ -82,6 +82,19 @@ _NOT_FORWARDED = frozenset(
     }
 )
 
+# The openai SDKs raise an APIError when a stream carries an `error` object, so the caller learns
+# that the answer is incomplete instead of taking a cut stream for a finished one.
+_STREAM_CUT_EVENT = (
+    b"data: "
+    + openai_error(
+        "The upstream's stream broke off before it finished; the answer above is incomplete. spendgate billed "
+        "the prompt and the tokens streamed so far. Retry the request.",
+        "upstream_error",
+        "upstream_error",
+    )
+    + b"\n\n"
+)
+
 InputCounter = Callable[[str, dict[str, Any], str], int]
 TextCounter = Callable[[str, str], int]
 
@@ -314,6 +327,8 @@ class _StreamRelay:
             if not self.settled:
                 status = CallStatus.CLIENT_DISCONNECTED if self.client_gone else CallStatus.UPSTREAM_CUT
                 await self._settle_estimated(status)
+                if not self.client_gone:
+                    await self._send(_STREAM_CUT_EVENT)
             if not self.client_gone:
                 await self.send({"type": "http.response.body", "body": b""})
         finally:
