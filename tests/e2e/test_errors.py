@@ -14,10 +14,11 @@ import httpx
 import openai
 import pytest
 from openai import OpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.e2e.conftest import Gateway, free_port, start_gateway, stop
 
-CHAT = [{"role": "user", "content": "hello"}]
+CHAT: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
 
 
 @pytest.fixture(scope="module")
@@ -146,17 +147,17 @@ class TestRefusedBeforeForwarding:
 def test_revoked_key_is_refused_at_once(gateway: Gateway) -> None:
     key_id, secret = gateway.new_key()
     client = OpenAI(base_url=gateway.v1, api_key=secret, max_retries=0)
-    client.chat.completions.create(model="gpt-4o-mini", messages=CHAT)  # type: ignore[arg-type]
+    client.chat.completions.create(model="gpt-4o-mini", messages=CHAT)
     gateway.admin("POST", f"/keys/{key_id}/revoke")
     with pytest.raises(openai.AuthenticationError, match="revoked"):
-        client.chat.completions.create(model="gpt-4o-mini", messages=CHAT)  # type: ignore[arg-type]
+        client.chat.completions.create(model="gpt-4o-mini", messages=CHAT)
     assert requests_recorded(gateway, key_id) == 1
 
 
 def test_openai_sdk_sees_typed_errors(gateway: Gateway, key: tuple[str, str]) -> None:
     client = OpenAI(base_url=gateway.v1, api_key=key[1], max_retries=0)
     with pytest.raises(openai.NotFoundError) as caught:
-        client.chat.completions.create(model="gpt-4o", messages=CHAT)  # type: ignore[arg-type]
+        client.chat.completions.create(model="gpt-4o", messages=CHAT)
     assert caught.value.code == "model_not_found"
 
 
@@ -187,7 +188,7 @@ def test_upstream_unreachable_becomes_502(tmp_path: Path) -> None:
     dead = free_port()  # nothing listens here
     gw = start_gateway(tmp_path, f"http://127.0.0.1:{dead}/v1")
     try:
-        key_id, secret = gw.new_key()
+        _, secret = gw.new_key()
         response = post(gw, secret, {"model": "gpt-4o-mini", "messages": CHAT})
         assert_error(response, 502, "upstream_error", "upstream_error")
         assert gw.event(response.headers["x-request-id"])["status"] == "upstream_error"
@@ -201,7 +202,7 @@ def test_stream_cut_by_the_upstream_is_billed_from_what_streamed(
     client = OpenAI(base_url=gateway.v1, api_key=key[1], max_retries=0)
     raw = client.chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=CHAT, stream=True, extra_headers={"x-sim-cut-after": "5"}
-    )  # type: ignore[arg-type]
+    )
     text = ""
     with pytest.raises(openai.APIError, match="broke off"):
         for chunk in raw.parse():

@@ -12,11 +12,14 @@ from typing import Any
 import genai_prices
 import pytest
 from openai import AsyncOpenAI, OpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from spendgate.domain.money import format_usd, usd_to_nanos
 from tests.e2e.conftest import Gateway
 
-CHAT = [{"role": "user", "content": "Name three rivers in China and one fact about each."}]
+CHAT: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "Name three rivers in China and one fact about each."}
+]
 FLAVOR = {
     "chat/completions": "chat",
     "completions": "chat",
@@ -62,31 +65,31 @@ def check_event(
     )
     assert event["cost_nanos"] == genai_nanos(endpoint, body, event["occurred_at"])
     assert event["cost_nanos"] > 0
-    return event
+    return dict(event)
 
 
 def test_chat_completion_is_passed_through_and_priced(
     gateway: Gateway, client: OpenAI, direct: OpenAI, key: tuple[str, str]
 ) -> None:
-    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=CHAT)  # type: ignore[arg-type]
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=CHAT)
     reply = raw.parse()
-    upstream = direct.chat.completions.create(model="gpt-4o-mini", messages=CHAT)  # type: ignore[arg-type]
+    upstream = direct.chat.completions.create(model="gpt-4o-mini", messages=CHAT)
     assert reply.choices[0].message.content == upstream.choices[0].message.content
     assert reply.usage == upstream.usage
     request_id = raw.headers["x-request-id"]
     event = check_event(gateway, request_id, "chat/completions", reply.model_dump(), key[0], streamed=False)
     assert raw.headers["x-spendgate-cost-usd"] == format_usd(event["cost_nanos"])
-    assert event["input_tokens"] == reply.usage.prompt_tokens  # type: ignore[union-attr]
+    assert reply.usage is not None and event["input_tokens"] == reply.usage.prompt_tokens
 
 
 def test_stream_without_include_usage_is_metered_and_the_usage_chunk_hidden(
     gateway: Gateway, client: OpenAI, direct: OpenAI, key: tuple[str, str]
 ) -> None:
-    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=CHAT, stream=True)  # type: ignore[arg-type]
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=CHAT, stream=True)
     chunks = list(raw.parse())
     assert all(chunk.usage is None for chunk in chunks), "spendgate asked for usage; the client did not"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    upstream = direct.chat.completions.create(model="gpt-4o-mini", messages=CHAT)  # type: ignore[arg-type]
+    upstream = direct.chat.completions.create(model="gpt-4o-mini", messages=CHAT)
     assert text == upstream.choices[0].message.content
     check_event(
         gateway, raw.headers["x-request-id"], "chat/completions", upstream.model_dump(), key[0], streamed=True
@@ -99,11 +102,11 @@ def test_stream_with_include_usage_keeps_the_usage_chunk(
 ) -> None:
     raw = client.chat.completions.with_raw_response.create(
         model="o3-mini", messages=CHAT, stream=True, stream_options={"include_usage": True}
-    )  # type: ignore[arg-type]
+    )
     chunks = list(raw.parse())
     final = chunks[-1]
     assert final.usage is not None and final.usage.completion_tokens_details is not None
-    assert final.usage.completion_tokens_details.reasoning_tokens > 0
+    assert (final.usage.completion_tokens_details.reasoning_tokens or 0) > 0
     event = check_event(
         gateway,
         raw.headers["x-request-id"],
@@ -118,9 +121,11 @@ def test_stream_with_include_usage_keeps_the_usage_chunk(
 def test_cached_input_tokens_are_priced_at_the_cached_rate(
     gateway: Gateway, client: OpenAI, key: tuple[str, str]
 ) -> None:
-    long_prompt = [{"role": "user", "content": "spendgate meters tokens exactly. " * 300}]
-    client.chat.completions.create(model="gpt-4o", messages=long_prompt)  # type: ignore[arg-type]
-    raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=long_prompt)  # type: ignore[arg-type]
+    long_prompt: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": "spendgate meters tokens exactly. " * 300}
+    ]
+    client.chat.completions.create(model="gpt-4o", messages=long_prompt)
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=long_prompt)
     reply = raw.parse()
     assert reply.usage is not None and reply.usage.prompt_tokens_details is not None
     cached = reply.usage.prompt_tokens_details.cached_tokens
@@ -188,7 +193,7 @@ async def test_async_clients_stream_and_not(gateway: Gateway, key: tuple[str, st
         gateway, raw.headers["x-request-id"], "responses", completed.model_dump(), key[0], streamed=True
     )
 
-    raw_chat = await client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=CHAT)  # type: ignore[arg-type]
+    raw_chat = await client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=CHAT)
     check_event(
         gateway,
         raw_chat.headers["x-request-id"],
@@ -214,22 +219,25 @@ async def test_300_concurrent_calls_give_300_events_that_sum_to_the_total(gatewa
     client = AsyncOpenAI(base_url=gateway.v1, api_key=secret, max_retries=0, timeout=120)
 
     async def call(i: int) -> str:
-        messages = [{"role": "user", "content": f"Question {i}: what is {i} squared?"}]
+        messages: list[ChatCompletionMessageParam] = [
+            {"role": "user", "content": f"Question {i}: what is {i} squared?"}
+        ]
         if i % 3 == 0:
-            raw = await client.chat.completions.with_raw_response.create(
+            stream = await client.chat.completions.with_raw_response.create(
                 model="gpt-4o-mini", messages=messages, stream=True
-            )  # type: ignore[arg-type]
-            async for _ in raw.parse():
-                pass
-        elif i % 3 == 1:
-            raw = await client.chat.completions.with_raw_response.create(
-                model="gpt-4o-mini", messages=messages
-            )  # type: ignore[arg-type]
-        else:
-            raw = await client.embeddings.with_raw_response.create(
-                model="text-embedding-3-small", input=str(i)
             )
-        return raw.headers["x-request-id"]
+            async for _ in stream.parse():
+                pass
+            return stream.headers["x-request-id"]
+        if i % 3 == 1:
+            chat = await client.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini", messages=messages
+            )
+            return chat.headers["x-request-id"]
+        embedding = await client.embeddings.with_raw_response.create(
+            model="text-embedding-3-small", input=str(i)
+        )
+        return embedding.headers["x-request-id"]
 
     request_ids = await asyncio.gather(*(call(i) for i in range(300)))
     await client.close()

@@ -87,8 +87,8 @@ _NOT_FORWARDED = frozenset(
 _STREAM_CUT_EVENT = (
     b"data: "
     + openai_error(
-        "The upstream's stream broke off before it finished; the answer above is incomplete. spendgate billed "
-        "the prompt and the tokens streamed so far. Retry the request.",
+        "The upstream's stream broke off before it finished; the answer above is incomplete. "
+        "spendgate billed the prompt and the tokens streamed so far. Retry the request.",
         "upstream_error",
         "upstream_error",
     )
