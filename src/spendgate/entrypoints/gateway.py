@@ -220,7 +220,7 @@ class Gateway:
         usage = extract_usage(call.endpoint, parsed)
         estimated = usage is None
         if usage is None:  # an upstream that reports no usage is billed by spendgate's own count
-            usage = self._estimate(call, response_text(call.endpoint, parsed))
+            usage = _estimate(self.deps, call, response_text(call.endpoint, parsed))
         event = await self.deps.metering.settle(
             admission, usage, CallStatus.OK, streamed=False, estimated=estimated
         )
@@ -276,12 +276,6 @@ class Gateway:
             raise _upstream_refusal(exc) from exc
         await send_bytes(send, response.status, raw, rid)
         return response.status
-
-    def _estimate(self, call: _Call, output_text: str) -> TokenUsage:
-        return TokenUsage(
-            input_tokens=self.deps.count_input_tokens(call.endpoint, call.payload, call.model),
-            output_tokens=self.deps.count_text_tokens(output_text, call.model),
-        )
 
 
 class _StreamRelay:
@@ -378,12 +372,8 @@ class _StreamRelay:
         await self.send({"type": "http.response.body", "body": event, "more_body": True})
 
     async def _settle_estimated(self, status: CallStatus) -> None:
-        events = [_loads(data) for data in self.streamed]
-        text = streamed_text(self.call.endpoint, events)
-        usage = TokenUsage(
-            input_tokens=self.deps.count_input_tokens(self.call.endpoint, self.call.payload, self.call.model),
-            output_tokens=self.deps.count_text_tokens(text, self.call.model),
-        )
+        text = streamed_text(self.call.endpoint, [_loads(data) for data in self.streamed])
+        usage = _estimate(self.deps, self.call, text)
         event = await self.deps.metering.settle(self.admission, usage, status, streamed=True, estimated=True)
         self.deps.metrics.observe_cost(event.model, event.cost_nanos)
         self.settled = True
@@ -395,6 +385,17 @@ class _StreamRelay:
                 self.client_gone = True
                 self.response.close()  # stops the relay loop; the upstream stops generating
                 return
+
+
+def _estimate(deps: GatewayDeps, call: _Call, output_text: str) -> TokenUsage:
+    """spendgate's own count, for calls whose usage the upstream never reported."""
+    try:
+        input_tokens = deps.count_input_tokens(call.endpoint, call.payload, call.model)
+    except ValueError:  # an input shape the counter does not know: count the request's text instead
+        input_tokens = deps.count_text_tokens(call.body.decode("utf-8", "replace"), call.model)
+    return TokenUsage(
+        input_tokens=input_tokens, output_tokens=deps.count_text_tokens(output_text, call.model)
+    )
 
 
 def _parse(endpoint: str, body: bytes) -> _Call:
