@@ -17,8 +17,8 @@ run: setup ## run spendgate on SQLite with demo data (simulated upstream unless 
 	$(BIN)/spendgate serve --demo
 
 lint: setup ## ruff, formatting, mypy and the import layer rules
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

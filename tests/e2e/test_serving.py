@@ -218,3 +218,43 @@ def test_sigterm_drains_in_flight_calls(tmp_path: Path, upstream_url: str) -> No
         count = c.execute(text("SELECT count(*) FROM usage_events WHERE key_id = :k"), {"k": key_id}).scalar()
     engine.dispose()
     assert count == 20
+
+
+def test_the_test_clock_moves_metering_time(tmp_path: Path, upstream_url: str) -> None:
+    gw = start_gateway(tmp_path, upstream_url, "--test-clock")
+    try:
+        env = {**os.environ, "SPENDGATE_ADMIN_TOKEN": ADMIN_TOKEN}
+
+        def cli(*args: str) -> Any:
+            done = subprocess.run(
+                [*SPENDGATE, *args, "--url", gw.url, "--json"],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+                check=True,
+            )
+            return json.loads(done.stdout)
+
+        assert cli("clock", "set", "2026-01-31T23:00:00+00:00")["now"].startswith("2026-01-31T23:00")
+        key_id, secret = gw.new_key()
+        client = OpenAI(base_url=gw.v1, api_key=secret, max_retries=0)
+        january = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=CHAT)
+        assert cli("clock", "advance", "2h")["now"].startswith("2026-02-01T01:00")
+        february = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=CHAT)
+        assert gw.event(january.headers["x-request-id"])["occurred_at"].startswith("2026-01-31T23:00")
+        assert gw.event(february.headers["x-request-id"])["occurred_at"].startswith("2026-02-01T01:00")
+        assert cli("usage", f"key:{key_id}")["totals"]["requests"] == 1  # the current month: February
+    finally:
+        stop(gw.process)
+
+
+def test_the_clock_cannot_move_without_test_clock(gateway: Gateway) -> None:
+    done = subprocess.run(
+        [*SPENDGATE, "clock", "advance", "1d", "--url", gateway.url],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SPENDGATE_ADMIN_TOKEN": ADMIN_TOKEN},
+        timeout=60,
+    )
+    assert done.returncode == 1 and "--test-clock" in done.stdout

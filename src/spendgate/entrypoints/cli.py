@@ -277,8 +277,7 @@ def usage(
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
-    """Requests, tokens and cost; without --since/--until, the current calendar month in the org's
-    time zone."""
+    """Requests, tokens and cost: by default the current calendar month in the org's time zone."""
     with _admin(url, token) as client:
         report = _run(
             lambda: client.get("/usage", scope=scope, since=since, until=until, by=by.value if by else None)
