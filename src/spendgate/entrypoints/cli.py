@@ -44,6 +44,8 @@ Token = Annotated[
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_DB = "sqlite:///spendgate.db"
+DEFAULT_MAX_BODY = 32 * 1024 * 1024
 
 
 def main() -> None:
@@ -55,11 +57,13 @@ def main() -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port for the gateway, admin API and pages.")] = 8080,
+    host: Annotated[str, typer.Option(envvar="SPENDGATE_HOST", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(envvar="SPENDGATE_PORT", help="Port for gateway, admin API, pages.")
+    ] = 8080,
     db: Annotated[
-        str, typer.Option(envvar="SPENDGATE_DB", help="Database URL (sqlite:///… or postgresql://…).")
-    ] = "sqlite:///spendgate.db",
+        str, typer.Option(envvar="SPENDGATE_DB", help="sqlite:///FILE or postgresql://…")
+    ] = DEFAULT_DB,
     upstream: Annotated[
         str | None,
         typer.Option(
@@ -68,21 +72,32 @@ def serve(
             help="Default upstream base URL, e.g. https://api.openai.com/v1.",
         ),
     ] = None,
-    simulate: Annotated[bool, typer.Option(help="Use the built-in simulated upstream.")] = False,
-    test_clock: Annotated[bool, typer.Option(help="Let the admin API set and advance time.")] = False,
-    demo: Annotated[
-        bool, typer.Option(help="Seed a demo org, project and key on an empty database.")
+    simulate: Annotated[
+        bool, typer.Option(envvar="SPENDGATE_SIMULATE", help="Use the built-in simulated upstream.")
     ] = False,
-    config: Annotated[Path | None, typer.Option(help="TOML file naming upstreams and prices.")] = None,
-    price_file: Annotated[Path | None, typer.Option(help="TOML file of operator prices.")] = None,
-    max_body: Annotated[int, typer.Option(help="Largest request body accepted, in bytes.")] = 32
-    * 1024
-    * 1024,
+    test_clock: Annotated[
+        bool, typer.Option(envvar="SPENDGATE_TEST_CLOCK", help="Let the admin API set and advance time.")
+    ] = False,
+    demo: Annotated[
+        bool,
+        typer.Option(envvar="SPENDGATE_DEMO", help="Seed a demo org and project; print a fresh demo key."),
+    ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(envvar="SPENDGATE_CONFIG_FILE", help="TOML file naming upstreams and prices."),
+    ] = None,
+    price_file: Annotated[
+        Path | None, typer.Option(envvar="SPENDGATE_PRICE_FILE", help="TOML file of operator prices.")
+    ] = None,
+    max_body: Annotated[
+        int, typer.Option(envvar="SPENDGATE_MAX_BODY_BYTES", help="Largest request body accepted, in bytes.")
+    ] = DEFAULT_MAX_BODY,
 ) -> None:
     """Run the gateway (/v1), the admin API (/admin/v1) and the pages on one port.
 
     With no upstream URL and no key (SPENDGATE_UPSTREAM_API_KEY or OPENAI_API_KEY), the built-in
-    simulated upstream answers, so spendgate works offline at once.
+    simulated upstream answers, so spendgate works offline at once. The admin token comes from
+    SPENDGATE_ADMIN_TOKEN, or is generated and printed on a database's first start.
     """
     import uvicorn
 
@@ -94,14 +109,14 @@ def serve(
         "host": host,
         "port": port,
         "db": db,
+        "upstream_url": upstream,
         "simulate": simulate,
         "test_clock": test_clock,
         "demo": demo,
+        "config_file": config,
+        "price_file": price_file,
         "max_body_bytes": max_body,
     }
-    for name, value in (("upstream_url", upstream), ("config_file", config), ("price_file", price_file)):
-        if value is not None:
-            overrides[name] = value
     settings = Settings(**overrides)
     spendgate_app = SpendgateApp(
         settings, on_started=lambda c: print_banner(Console(soft_wrap=True, highlight=False), c)
@@ -285,19 +300,21 @@ def usage(
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
-    columns = [
-        "requests",
-        "input_tokens",
-        "cached_input_tokens",
-        "output_tokens",
-        "reasoning_tokens",
-        "cost_usd",
-    ]
     title = f"{report['scope']}  {report['since']} → {report['until']} ({report['timezone']})"
-    rows = [{"group": "total", **report["totals"]}]
-    if report["rows"]:
-        rows = [*report["rows"], *rows]
-    _emit(rows, False, ["group", *columns], title=title)
+    table = Table("", "requests", "input", "cached", "output", "reasoning", "cost (USD)", title=title)
+    for row in [*report["rows"], {"group": "total", **report["totals"]}]:
+        table.add_row(row["group"], *(str(row[c]) for c in _USAGE_COLUMNS))
+    console.print(table)
+
+
+_USAGE_COLUMNS = (
+    "requests",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+)
 
 
 @clock_app.command("set")
