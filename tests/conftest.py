@@ -46,5 +46,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def store(db_url: str) -> Iterator[SqlStore]:
     engine = create_store_engine(db_url)
     migrate(engine)
-    yield SqlStore(engine)
-    engine.dispose()
+    store = SqlStore(engine)
+    yield store
+    store.close()

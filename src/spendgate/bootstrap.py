@@ -60,7 +60,7 @@ class Container:
         await self.upstream_client.close()
         if self._simulator is not None:
             await self._simulator.cleanup()
-        self.store.engine.dispose()
+        self.store.close()
 
 
 async def build_container(settings: Settings) -> Container:

@@ -15,15 +15,10 @@ class TokenUsage:
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    service_tier: str | None = None  # the tier the upstream says served the call; it can change the price
 
     def __post_init__(self) -> None:
-        for name in (
-            "input_tokens",
-            "output_tokens",
-            "cached_input_tokens",
-            "cache_write_tokens",
-            "reasoning_tokens",
-        ):
+        for name in _COUNTS:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} cannot be negative")
         if self.cached_input_tokens + self.cache_write_tokens > self.input_tokens:
@@ -34,3 +29,6 @@ class TokenUsage:
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+
+_COUNTS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")

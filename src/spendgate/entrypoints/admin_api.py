@@ -105,6 +105,7 @@ class UsageEventOut(BaseModel):
     cached_input_tokens: int
     output_tokens: int
     reasoning_tokens: int
+    service_tier: str | None
     cost_nanos: int
     cost_usd: str
     status: str
@@ -295,6 +296,7 @@ def _event(e: UsageEvent) -> UsageEventOut:
         cached_input_tokens=u.cached_input_tokens,
         output_tokens=u.output_tokens,
         reasoning_tokens=u.reasoning_tokens,
+        service_tier=u.service_tier,
         cost_nanos=e.cost_nanos,
         cost_usd=format_usd(e.cost_nanos),
         status=e.status.value,

@@ -5,9 +5,10 @@ settle the usage durably before the response's last byte (or `[DONE]`) goes out.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -124,9 +125,12 @@ class _Call:
 class Gateway:
     def __init__(self, deps: GatewayDeps) -> None:
         self.deps = deps
+        # Request ids: 64 random bits per process, then a counter (uuid4 per call cost 3% of the loop).
+        self._id_prefix = "req_" + secrets.token_hex(8)
+        self._id_counter = itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = "req_" + uuid.uuid4().hex
+        request_id = f"{self._id_prefix}{next(self._id_counter):012x}"
         rid = [(b"x-request-id", request_id.encode())]
         started = time.perf_counter()
         endpoint = ENDPOINTS.get(scope["path"], "other")
@@ -332,50 +336,62 @@ class _StreamRelay:
     async def _relay(self) -> None:
         splitter = SseSplitter()
         async for chunk in self.response.chunks():
-            for event in splitter.feed(chunk):
-                await self._pass_on(event)
+            await self._pass_on(splitter.feed(chunk))
         rest = splitter.rest()
         if rest.strip():
-            await self._pass_on(rest)
+            await self._pass_on([rest])
 
-    async def _pass_on(self, event: bytes) -> None:
+    async def _pass_on(self, events: list[bytes]) -> None:
+        """Ordinary events go straight out, together; `[DONE]` and the event that carries the usage
+        wait for the commit. Until then every event is kept for a possible estimate."""
+        plain: list[bytes] = []
+        for event in events:
+            if not self.settled and (b"[DONE]" in event or b'"usage":{' in event or b'"usage": {' in event):
+                if plain:
+                    await self._send(b"".join(plain))
+                    plain = []
+                await self._final_or_plain(event)
+            else:
+                if not self.settled:
+                    self.streamed.append(event)
+                plain.append(event)
+        if plain:
+            await self._send(b"".join(plain))
+
+    async def _final_or_plain(self, event: bytes) -> None:
         data = event_data(event)
         if data == b"[DONE]":
-            if not self.settled:
-                await self._settle_estimated(CallStatus.OK)
+            await self._settle_estimated(CallStatus.OK)
             await self._send(event)
             return
-        if not self.settled and (b'"usage":{' in data or b'"usage": {' in data):
-            parsed = _loads(data)
-            final = (
-                parsed.get("response")
-                if self.call.endpoint == "responses" and isinstance(parsed, dict)
-                else parsed
-            )
-            usage = extract_usage(self.call.endpoint, final)
-            if usage is not None:
-                event_record = await self.deps.metering.settle(
-                    self.admission, usage, CallStatus.OK, streamed=True
-                )
-                self.deps.metrics.observe_cost(event_record.model, event_record.cost_nanos)
-                self.settled = True
-                if self.call.hide_usage and isinstance(parsed, dict) and not parsed.get("choices"):
-                    return  # the client did not ask for the usage chunk; spendgate did
-                await self._send(event)
-                return
-        self.streamed.append(data)
+        parsed = _loads(data)
+        final = (
+            parsed.get("response")
+            if self.call.endpoint == "responses" and isinstance(parsed, dict)
+            else parsed
+        )
+        usage = extract_usage(self.call.endpoint, final)
+        if usage is None:
+            self.streamed.append(event)
+            await self._send(event)
+            return
+        record = await self.deps.metering.settle(self.admission, usage, CallStatus.OK, streamed=True)
+        self.deps.metrics.observe_cost(record.model, record.cost_nanos)
+        self.settled = True
+        if self.call.hide_usage and isinstance(parsed, dict) and not parsed.get("choices"):
+            return  # the client did not ask for the usage chunk; spendgate did
         await self._send(event)
 
-    async def _send(self, event: bytes) -> None:
+    async def _send(self, body: bytes) -> None:
         if self.client_gone:
             raise UpstreamUnavailable("client disconnected")
-        await self.send({"type": "http.response.body", "body": event, "more_body": True})
+        await self.send({"type": "http.response.body", "body": body, "more_body": True})
 
     async def _settle_estimated(self, status: CallStatus) -> None:
-        text = streamed_text(self.call.endpoint, [_loads(data) for data in self.streamed])
-        usage = _estimate(self.deps, self.call, text)
-        event = await self.deps.metering.settle(self.admission, usage, status, streamed=True, estimated=True)
-        self.deps.metrics.observe_cost(event.model, event.cost_nanos)
+        events = [_loads(event_data(event)) for event in self.streamed]
+        usage = _estimate(self.deps, self.call, streamed_text(self.call.endpoint, events))
+        record = await self.deps.metering.settle(self.admission, usage, status, streamed=True, estimated=True)
+        self.deps.metrics.observe_cost(record.model, record.cost_nanos)
         self.settled = True
 
     async def _watch_disconnect(self) -> None:

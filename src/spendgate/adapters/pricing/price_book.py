@@ -9,12 +9,15 @@ from __future__ import annotations
 import tomllib
 import warnings
 from collections.abc import Callable
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import genai_prices
+from genai_prices.data_snapshot import get_snapshot
+from genai_prices.types import StartDateConstraint, TieredPrices
 
 from spendgate.domain.prices import OperatorPrice, OperatorPriceSheet
 from spendgate.domain.usage import TokenUsage
@@ -30,6 +33,7 @@ class GenaiPriceBook:
         self._operator = operator or OperatorPriceSheet()
         self._provider_for = provider_for
         self._known: dict[tuple[str, date], bool] = {}
+        self._linear: dict[tuple[str, str, date, str | None], LinearRates | None] = {}
 
     def has_price(self, model: str, at: datetime) -> bool:
         cache_key = (model, at.date())
@@ -49,18 +53,100 @@ class GenaiPriceBook:
         operator_price = self._operator.price_at(model, at)
         if operator_price is not None:
             return operator_price.cost_usd(usage)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # genai-prices warns on keys a model lacks
-            calculation = genai_prices.calc_price(
-                to_genai_usage(usage),
-                model,
-                provider_id=self._provider_for(model),
-                genai_request_timestamp=at,
-            )
-        return Decimal(calculation.total_price)
+        provider = self._provider_for(model)
+        key = (model, provider, at.astimezone(UTC).date(), usage.service_tier)
+        if key not in self._linear:
+            if len(self._linear) > 10_000:
+                self._linear.clear()
+            self._linear[key] = linear_rates(model, provider, at, usage.service_tier)
+        rates = self._linear[key]
+        if rates is not None:
+            return rates.cost(usage)
+        return genai_cost(model, provider, usage, at)
 
     def known_models(self) -> list[str]:
         return self._operator.models()
+
+
+@dataclass(frozen=True, slots=True)
+class LinearRates:
+    """USD per token for each kind of token, for a model whose genai-prices price is linear in
+    the counts (no tiers, no time-of-day prices). Lets the hot path skip genai-prices' unit
+    decomposition; `linear_rates` proves the equality on a mixed probe before it is used."""
+
+    uncached_input: Decimal
+    cached_input: Decimal
+    cache_write: Decimal
+    visible_output: Decimal
+    reasoning: Decimal
+
+    def cost(self, usage: TokenUsage) -> Decimal:
+        uncached = usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens
+        return (
+            uncached * self.uncached_input
+            + usage.cached_input_tokens * self.cached_input
+            + usage.cache_write_tokens * self.cache_write
+            + (usage.output_tokens - usage.reasoning_tokens) * self.visible_output
+            + usage.reasoning_tokens * self.reasoning
+        )
+
+
+_PROBE = 1_000_000
+
+
+def linear_rates(model: str, provider: str, at: datetime, service_tier: str | None) -> LinearRates | None:
+    """Per-token rates read off genai-prices itself, or None when its price for this model is not a
+    plain linear function of the counts (then every call goes through genai-prices)."""
+    _, info = get_snapshot().find_provider_model(model, None, provider, None)  # LookupError: no price
+    conditional = info.prices if isinstance(info.prices, list) else []
+    constraints = [c.constraint for c in conditional] + [v.constraint for v in info.price_variants or ()]
+    if any(c is not None and not isinstance(c, StartDateConstraint) for c in constraints):
+        return None
+    resolved = info.get_prices(at, _price_context(service_tier))
+    if any(isinstance(value, TieredPrices) for value in vars(resolved).values()):
+        return None
+
+    def per_token(**counts: int) -> Decimal:
+        return genai_cost(model, provider, TokenUsage(**counts, service_tier=service_tier), at) / _PROBE
+
+    uncached = per_token(input_tokens=_PROBE)
+    visible = per_token(output_tokens=_PROBE)
+    rates = LinearRates(
+        uncached_input=uncached,
+        cached_input=per_token(input_tokens=_PROBE, cached_input_tokens=_PROBE),
+        cache_write=per_token(input_tokens=_PROBE, cache_write_tokens=_PROBE),
+        visible_output=visible,
+        reasoning=per_token(output_tokens=_PROBE, reasoning_tokens=_PROBE),
+    )
+    probe = TokenUsage(
+        input_tokens=7919,
+        cached_input_tokens=1031,
+        cache_write_tokens=577,
+        output_tokens=3571,
+        reasoning_tokens=1201,
+        service_tier=service_tier,
+    )
+    if rates.cost(probe) != genai_cost(model, provider, probe, at):
+        return None
+    return rates
+
+
+def genai_cost(model: str, provider: str, usage: TokenUsage, at: datetime) -> Decimal:
+    """genai-prices' own calculation (raises LookupError for a model it does not price)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # genai-prices warns on keys a model lacks
+        calculation = genai_prices.calc_price(
+            to_genai_usage(usage),
+            model,
+            provider_id=provider,
+            genai_request_timestamp=at,
+            price_context=_price_context(usage.service_tier),
+        )
+    return Decimal(calculation.total_price)
+
+
+def _price_context(service_tier: str | None) -> dict[str, str] | None:
+    return {"service_tier": service_tier} if service_tier else None
 
 
 def to_genai_usage(usage: TokenUsage) -> genai_prices.Usage:

@@ -37,8 +37,8 @@ class GroupCommitRecorder:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((event, future))
         self._wake.set()
-        # The caller may be cancelled (client gone); the event is written regardless.
-        await asyncio.shield(future)
+        # If the caller is cancelled (client gone), the event stays queued and is written regardless.
+        await future
 
     async def close(self) -> None:
         """Write everything queued, then stop."""

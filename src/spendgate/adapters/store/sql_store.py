@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, func, select, update
+from sqlalchemy import Connection, Engine, Row, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from spendgate.adapters.store.tables import api_keys, orgs, projects, settings, usage_events
@@ -22,6 +24,18 @@ class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._insert_events = self._insert(usage_events).on_conflict_do_nothing()
+        # The usage writer keeps one connection: checking one out of the pool and resetting it on
+        # return cost more than the insert itself (measured: 356 µs vs 229 µs per one-event commit).
+        self._writer: Connection | None = None
+        self._writer_lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._writer_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+        self.engine.dispose()
 
     # accounts
 
@@ -121,8 +135,16 @@ class SqlStore:
     def insert_usage_events(self, events: Sequence[UsageEvent]) -> None:
         if not events:
             return
-        with self.engine.begin() as c:
-            c.execute(self._insert(usage_events).on_conflict_do_nothing(), [_event_row(e) for e in events])
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = self.engine.connect()
+            try:
+                with self._writer.begin():
+                    self._writer.execute(self._insert_events, [_event_row(e) for e in events])
+            except DBAPIError:
+                self._writer.close()  # a broken connection is replaced on the next batch
+                self._writer = None
+                raise
 
     def get_usage_event(self, request_id: str) -> UsageEvent | None:
         with self.engine.connect() as c:
@@ -216,6 +238,7 @@ def _event_row(e: UsageEvent) -> dict[str, Any]:
         "cache_write_tokens": u.cache_write_tokens,
         "output_tokens": u.output_tokens,
         "reasoning_tokens": u.reasoning_tokens,
+        "service_tier": u.service_tier,
         "cost_nanos": e.cost_nanos,
         "status": e.status.value,
         "latency_ms": e.latency_ms,
@@ -240,6 +263,7 @@ def _event(r: Row[Any]) -> UsageEvent:
             cached_input_tokens=r.cached_input_tokens,
             cache_write_tokens=r.cache_write_tokens,
             reasoning_tokens=r.reasoning_tokens,
+            service_tier=r.service_tier,
         ),
         cost_nanos=r.cost_nanos,
         status=CallStatus(r.status),

@@ -99,6 +99,7 @@ usage_events = Table(
     Column("cache_write_tokens", BigInteger(), nullable=False),
     Column("output_tokens", BigInteger(), nullable=False),
     Column("reasoning_tokens", BigInteger(), nullable=False),
+    Column("service_tier", String(32), nullable=True),
     Column("cost_nanos", BigInteger(), nullable=False),
     Column("status", String(32), nullable=False),
     Column("latency_ms", Integer(), nullable=False),

@@ -15,15 +15,29 @@ def extract_usage(endpoint: str, body: Any) -> TokenUsage | None:
     usage = body.get("usage")
     if not isinstance(usage, dict):
         return None
+    tier = body.get("service_tier")
+    tier = tier if isinstance(tier, str) and tier else None
     if endpoint == "responses":
-        return _usage(usage, "input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
+        return _usage(
+            usage, "input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details", tier
+        )
     return _usage(
-        usage, "prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details"
+        usage,
+        "prompt_tokens",
+        "completion_tokens",
+        "prompt_tokens_details",
+        "completion_tokens_details",
+        tier,
     )
 
 
 def _usage(
-    usage: dict[str, Any], input_name: str, output_name: str, input_details: str, output_details: str
+    usage: dict[str, Any],
+    input_name: str,
+    output_name: str,
+    input_details: str,
+    output_details: str,
+    service_tier: str | None = None,
 ) -> TokenUsage:
     input_tokens = _int(usage.get(input_name))
     output_tokens = _int(usage.get(output_name))
@@ -36,6 +50,7 @@ def _usage(
         output_tokens=output_tokens,
         cached_input_tokens=min(cached, input_tokens),
         reasoning_tokens=min(reasoning, output_tokens),
+        service_tier=service_tier,
     )
 
 

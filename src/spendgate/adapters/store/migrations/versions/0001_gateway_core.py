@@ -68,6 +68,7 @@ def upgrade() -> None:
         sa.Column("cache_write_tokens", sa.BigInteger(), nullable=False),
         sa.Column("output_tokens", sa.BigInteger(), nullable=False),
         sa.Column("reasoning_tokens", sa.BigInteger(), nullable=False),
+        sa.Column("service_tier", sa.String(32), nullable=True),
         sa.Column("cost_nanos", sa.BigInteger(), nullable=False),
         sa.Column("status", sa.String(32), nullable=False),
         sa.Column("latency_ms", sa.Integer(), nullable=False),
