@@ -67,7 +67,7 @@ async def build_container(settings: Settings) -> Container:
     """Open the database (migrating it), start the usage writer, the upstream pool and, when no
     upstream is configured, the built-in simulator."""
     clock: Clock = ManualClock(datetime.now(UTC)) if settings.test_clock else SystemClock()
-    engine = create_store_engine(settings.db)
+    engine = create_store_engine(settings.db, settings.sqlite_synchronous)
     await asyncio.to_thread(migrate, engine)
     store = SqlStore(engine)
     token_hash, generated = await asyncio.to_thread(_admin_token, settings, store)

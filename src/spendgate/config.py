@@ -7,7 +7,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     upstream_connect_timeout: float = 10.0
     upstream_read_timeout: float = 600.0
     key_cache_seconds: float = 2.0
+    sqlite_synchronous: Literal["full", "normal"] = "full"
 
     def upstream_key(self) -> str | None:
         """SPENDGATE_UPSTREAM_API_KEY, else OPENAI_API_KEY."""
