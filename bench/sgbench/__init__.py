@@ -1,0 +1,1 @@
+"""Helpers for bench/run.py: processes, wrk runs, the targets under test and the report."""
