@@ -191,3 +191,17 @@ class SpendLedger:
 
     def _counter(self, key: CounterKey) -> Counter:
         return self.counters.setdefault(key, Counter())
+
+
+@dataclass(frozen=True, slots=True)
+class CounterSnapshot:
+    """One limited scope's standing in one period, right after a settlement changed it: what alerts
+    are evaluated on (off the hot path)."""
+
+    org_id: str
+    limit: SpendLimit
+    period_start: datetime
+    period_end: datetime | None  # None for `total`
+    spent_nanos: int
+    reserved_nanos: int
+    at: datetime  # when the settlement was committed

@@ -10,6 +10,7 @@ from typing import Literal, Protocol
 
 from spendgate.domain.accounts import ApiKey, Org, Project
 from spendgate.domain.events import UsageEvent
+from spendgate.domain.spend_limits import CounterSnapshot
 from spendgate.domain.usage import TokenUsage
 
 UsageGrouping = Literal["model", "key", "project"]
@@ -84,4 +85,10 @@ class PriceBook(Protocol):
 
     def known_models(self) -> list[str]:
         """Operator-priced models (the bundled data's models are not enumerated)."""
+        ...
+
+
+class AlertSink(Protocol):
+    async def counters_changed(self, snapshots: Sequence[CounterSnapshot]) -> None:
+        """Called after settlements commit, off the hot path; fires the alerts now due."""
         ...

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 
@@ -115,4 +116,96 @@ settings = Table(
     metadata,
     Column("name", String(100), primary_key=True),
     Column("value", Text(), nullable=False),
+)
+
+# Spend limits (migration 0002)
+
+spend_limits = Table(
+    "spend_limits",
+    metadata,
+    Column("scope_kind", String(16), primary_key=True),
+    Column("scope_id", String(40), primary_key=True),
+    Column("period", String(16), primary_key=True),
+    Column("soft_nanos", BigInteger(), nullable=True),
+    Column("hard_nanos", BigInteger(), nullable=True),
+    Column("alert_shares", String(100), nullable=False),  # "50,80,100": percent of the hard limit
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+spend_counters = Table(
+    "spend_counters",
+    metadata,
+    Column("scope_kind", String(16), primary_key=True),
+    Column("scope_id", String(40), primary_key=True),
+    Column("period", String(16), primary_key=True),
+    Column("period_start", UTCDateTime(), primary_key=True),
+    Column("spent_nanos", BigInteger(), nullable=False),
+    Column("reserved_nanos", BigInteger(), nullable=False),
+)
+
+spend_holds = Table(
+    "spend_holds",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("owner", String(40), nullable=False),  # the gateway process that holds it
+    Column("amount_nanos", BigInteger(), nullable=False),
+    Column("counters", Text(), nullable=False),  # JSON: [[kind, id, period, period_start], ...]
+    Column("state", String(16), nullable=False),  # held | expired
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index(None, "state", "expires_at"),
+)
+
+alert_channels = Table(
+    "alert_channels",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", String(40), ForeignKey("orgs.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # webhook | email
+    Column("target", Text(), nullable=False),  # URL or e-mail address
+    Column("secret", Text(), nullable=True),  # webhook signing secret
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("disabled_at", UTCDateTime(), nullable=True),
+)
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", String(40), nullable=False, index=True),
+    Column("scope_kind", String(16), nullable=False),
+    Column("scope_id", String(40), nullable=False),
+    Column("period", String(16), nullable=False),
+    Column("period_start", UTCDateTime(), nullable=False),
+    Column("threshold", String(32), nullable=False),  # "soft" or "hard:80"
+    Column("payload", Text(), nullable=False),  # the JSON every channel receives
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint(
+        "scope_kind", "scope_id", "period", "period_start", "threshold", name="uq_alert_events_once"
+    ),
+)
+
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("alert_id", String(40), ForeignKey("alert_events.id"), nullable=False, index=True),
+    Column("channel_id", String(40), ForeignKey("alert_channels.id"), nullable=False),
+    Column("state", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer(), nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index(None, "state", "next_attempt_at"),
+)
+
+alert_delivery_attempts = Table(
+    "alert_delivery_attempts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("delivery_id", String(40), ForeignKey("alert_deliveries.id"), nullable=False, index=True),
+    Column("attempted_at", UTCDateTime(), nullable=False),
+    Column("succeeded", Boolean(), nullable=False),
+    Column("status_code", Integer(), nullable=True),
+    Column("error", Text(), nullable=True),
 )
