@@ -8,22 +8,29 @@ import hmac
 import logging
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
+from spendgate.adapters.pricing.model_limits import ModelLimits
 from spendgate.adapters.pricing.price_book import GenaiPriceBook, load_price_file
 from spendgate.adapters.store.engine import create_store_engine, migrate
-from spendgate.adapters.store.group_commit import GroupCommitRecorder
+from spendgate.adapters.store.ledger_store import SqlLedgerStore
+from spendgate.adapters.store.ledger_writer import LedgerWriter
 from spendgate.adapters.store.sql_store import SqlStore
+from spendgate.adapters.tokenizer import count_text_tokens
 from spendgate.adapters.upstream.client import AiohttpUpstreamClient
 from spendgate.adapters.upstream.routing import Upstream, UpstreamRouter
 from spendgate.config import OPENAI_BASE_URL, Settings
+from spendgate.domain.accounts import Org, new_id
 from spendgate.domain.clock import Clock, ManualClock, SystemClock
 from spendgate.domain.prices import OperatorPriceSheet
+from spendgate.domain.spend_limits import SpendLimit
 from spendgate.services.accounts import Accounts
+from spendgate.services.limits import Limits
 from spendgate.services.metering import KeyDirectory, Metering
 from spendgate.services.reporting import Reporting
+from spendgate.services.spend_guard import LimitsDirectory, SpendGuard
 from spendgate.simulator.app import SimulatorConfig, start_simulator
 
 log = logging.getLogger(__name__)
@@ -40,12 +47,16 @@ class Container:
     reporting: Reporting
     keys: KeyDirectory
     metering: Metering
-    recorder: GroupCommitRecorder
+    metering_guard: SpendGuard
+    recorder: LedgerWriter
+    ledger: SqlLedgerStore
+    limits: Limits
     upstream_client: AiohttpUpstreamClient
     router: UpstreamRouter
     admin_token_sha256: str
     generated_admin_token: str | None = None  # set only on the first start, to print it once
     _simulator: web.AppRunner | None = field(default=None, repr=False)
+    _maintenance: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
     def manual_clock(self) -> ManualClock | None:
@@ -56,11 +67,28 @@ class Container:
         return hmac.compare_digest(digest, self.admin_token_sha256)
 
     async def close(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
         await self.recorder.close()
         await self.upstream_client.close()
         if self._simulator is not None:
             await self._simulator.cleanup()
+        self.ledger.close()
         self.store.close()
+
+    async def maintain_holds(self) -> None:
+        """Keep this process's reservations alive, and release those of processes that died."""
+        ttl = timedelta(seconds=self.settings.hold_ttl_seconds)
+        while True:
+            try:
+                now = datetime.now(UTC)
+                live = list(self.metering_guard.live)
+                await asyncio.to_thread(self.ledger.refresh_holds, self.recorder.owner, live, now + ttl)
+                if await asyncio.to_thread(self.ledger.expire_holds, now):
+                    self.metering_guard.settled(None)
+            except Exception:
+                log.exception("maintaining reservations failed; retrying")
+            await asyncio.sleep(self.settings.hold_ttl_seconds / 4)
 
 
 async def build_container(settings: Settings) -> Container:
@@ -93,28 +121,64 @@ async def build_container(settings: Settings) -> Container:
     operator_prices = load_price_file(price_file) if price_file else OperatorPriceSheet()
     prices = GenaiPriceBook(operator_prices, provider_for=lambda model: router.route(model).provider_id)
 
-    recorder = GroupCommitRecorder(store)
+    ledger = SqlLedgerStore(engine)
+    recorder = LedgerWriter(ledger, owner=new_id("gw"))
     await recorder.start()
+    limits_directory = LimitsDirectory(_LimitSource(ledger, store))
+    guard = SpendGuard(
+        recorder,
+        clock,
+        SystemClock(),
+        max_wait_seconds=settings.limit_wait_seconds,
+        hold_ttl_seconds=settings.hold_ttl_seconds,
+    )
+    model_limits = ModelLimits(
+        operator_prices.max_output_tokens(), default=settings.default_max_output_tokens
+    )
     upstream_client = AiohttpUpstreamClient(
         connect_timeout=settings.upstream_connect_timeout, read_timeout=settings.upstream_read_timeout
     )
     await upstream_client.start()
     keys = KeyDirectory(store, ttl_seconds=settings.key_cache_seconds)
-    return Container(
+    container = Container(
         settings=settings,
         clock=clock,
         store=store,
         accounts=Accounts(store, clock, on_key_revoked=keys.forget),
         reporting=Reporting(store, clock),
         keys=keys,
-        metering=Metering(prices, recorder, clock),
+        metering=Metering(
+            prices,
+            recorder,
+            clock,
+            limits=limits_directory,
+            guard=guard,
+            catalog=model_limits,
+            count_text_tokens=count_text_tokens,
+        ),
+        metering_guard=guard,
         recorder=recorder,
+        ledger=ledger,
+        limits=Limits(ledger, store, clock, on_change=limits_directory.invalidate),
         upstream_client=upstream_client,
         router=router,
         admin_token_sha256=token_hash,
         generated_admin_token=generated,
         _simulator=simulator_runner,
     )
+    container._maintenance = asyncio.create_task(container.maintain_holds(), name="hold-maintenance")
+    return container
+
+
+class _LimitSource:
+    def __init__(self, ledger: SqlLedgerStore, store: SqlStore) -> None:
+        self._ledger, self._store = ledger, store
+
+    def list_limits(self) -> list[SpendLimit]:
+        return self._ledger.list_limits()
+
+    def list_orgs(self) -> list[Org]:
+        return self._store.list_orgs()
 
 
 def _admin_token(settings: Settings, store: SqlStore) -> tuple[str, str | None]:

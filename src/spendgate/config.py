@@ -37,6 +37,18 @@ class Settings(BaseSettings):
     upstream_read_timeout: float = 600.0
     key_cache_seconds: float = 2.0
     sqlite_synchronous: Literal["full", "normal"] = "full"
+    limit_wait_seconds: float = 30.0  # how long a call may wait for others' reservations to settle
+    hold_ttl_seconds: float = 120.0  # a reservation whose process stopped refreshing it expires after this
+    default_max_output_tokens: int = 16_384  # output bound for models with no known maximum
+    # Spend alerts. E-mail channels are delivered only when smtp_host is set.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "spendgate@localhost"
+    smtp_starttls: bool = True
+    alert_retry_seconds: str = "10,60,300,1800,7200"  # waits before each retry of a failed delivery
+    alert_poll_seconds: float = 1.0  # how often the alert dispatcher looks for due deliveries
 
     def upstream_key(self) -> str | None:
         """SPENDGATE_UPSTREAM_API_KEY, else OPENAI_API_KEY."""

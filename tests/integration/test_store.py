@@ -10,7 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from spendgate.adapters.store.engine import migrate
-from spendgate.adapters.store.group_commit import GroupCommitRecorder
+from spendgate.adapters.store.ledger_store import SqlLedgerStore
+from spendgate.adapters.store.ledger_writer import LedgerWriter
 from spendgate.adapters.store.sql_store import SqlStore
 from spendgate.adapters.store.tables import metadata
 from spendgate.domain.clock import ManualClock
@@ -108,12 +109,14 @@ async def test_group_commit_writes_every_event_in_few_transactions(store: SqlSto
     org = accounts.create_org("Acme")
     project = accounts.create_project(org.id, "a")
     key, _ = accounts.create_key(project.id)
-    recorder = GroupCommitRecorder(store)
+    ledger = SqlLedgerStore(store.engine)
+    recorder = LedgerWriter(ledger, owner="gw_test")
     await recorder.start()
     await asyncio.gather(
         *(recorder.record(_event(f"g{i}", key.id, project.id, org.id, i)) for i in range(500))
     )
     await recorder.close()
+    ledger.close()
     totals = store.usage_totals(UsageFilter(org_id=org.id), T0, T0 + timedelta(seconds=1))
     assert totals.requests == 500 and totals.cost_nanos == sum(range(500))
     assert recorder.batches_written < 50

@@ -23,6 +23,7 @@ class OperatorPrice:
     cached_input_mtok: Decimal | None = None
     cache_write_mtok: Decimal | None = None
     starts: date | None = None  # UTC date from which the price holds; None: always
+    max_output_tokens: int | None = None  # the model's output cap, for reservations
 
     def __post_init__(self) -> None:
         for value in (self.input_mtok, self.output_mtok, self.cached_input_mtok, self.cache_write_mtok):
@@ -62,3 +63,11 @@ class OperatorPriceSheet:
 
     def models(self) -> list[str]:
         return sorted(self._by_model)
+
+    def max_output_tokens(self) -> dict[str, int]:
+        return {
+            model: price.max_output_tokens
+            for model, prices in self._by_model.items()
+            for price in prices
+            if price.max_output_tokens is not None
+        }

@@ -11,6 +11,7 @@ class RefusalCode(StrEnum):
     MODEL_NOT_FOUND = "model_not_found"
     MODEL_NOT_PRICED = "model_not_priced"
     BODY_TOO_LARGE = "request_too_large"
+    SPEND_LIMIT_EXCEEDED = "spend_limit_exceeded"
     UPSTREAM_ERROR = "upstream_error"
     UPSTREAM_TIMEOUT = "upstream_timeout"
 

@@ -119,6 +119,19 @@ class CounterKey:
     period_start: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class CounterState:
+    key: CounterKey
+    spent_nanos: int
+    reserved_nanos: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveOutcome:
+    decision: Decision
+    states: tuple[CounterState, ...]  # every counter of the hold, as the decision saw it
+
+
 @dataclass(slots=True)
 class Counter:
     spent_nanos: int = 0
@@ -130,7 +143,7 @@ class Hold:
     """A reservation: `amount_nanos` held on each counter until settled, released or expired."""
 
     request_id: str
-    counters: tuple[tuple[CounterKey, int], ...]  # (counter, its hard limit)
+    counters: tuple[tuple[CounterKey, int | None], ...]  # (counter, its hard limit; None: soft only)
     amount_nanos: int
     expires_at: datetime
 
@@ -153,6 +166,7 @@ class SpendLedger:
                     hard, self._counter(key).spent_nanos, self._counter(key).reserved_nanos, hold.amount_nanos
                 )
                 for key, hard in hold.counters
+                if hard is not None
             ]
         )
         if decision is Decision.ADMIT:

@@ -10,7 +10,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -21,7 +21,7 @@ from spendgate.adapters.upstream.client import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from spendgate.adapters.upstream.routing import UpstreamRouter
+from spendgate.adapters.upstream.routing import Upstream, UpstreamRouter
 from spendgate.adapters.upstream.sse import SseSplitter, event_data
 from spendgate.adapters.upstream.usage_extraction import extract_usage, response_text, streamed_text
 from spendgate.domain.events import CallStatus
@@ -59,6 +59,7 @@ _STATUS = {
     RefusalCode.MODEL_NOT_FOUND: (404, "invalid_request_error"),
     RefusalCode.MODEL_NOT_PRICED: (404, "invalid_request_error"),
     RefusalCode.BODY_TOO_LARGE: (413, "invalid_request_error"),
+    RefusalCode.SPEND_LIMIT_EXCEEDED: (429, "insufficient_quota"),
     RefusalCode.UPSTREAM_ERROR: (502, "upstream_error"),
     RefusalCode.UPSTREAM_TIMEOUT: (504, "upstream_error"),
 }
@@ -194,9 +195,32 @@ class Gateway:
             raise _too_large(self.deps.max_body_bytes) from None
         call = _parse(endpoint, body)
         upstream = self.deps.router.route(call.model)
-        admission = await self.deps.metering.admit(request_id, key, call.model, endpoint, upstream.name)
+        admission = await self.deps.metering.admit(
+            request_id, key, call.model, endpoint, upstream.name, call.payload, call.body
+        )
+        if admission.output_cap is not None:  # so the upstream cannot produce more than was reserved
+            field, value = admission.output_cap
+            call = replace(call, body=orjson.dumps({**call.payload, field: value}))
         try:
-            response = await self.deps.upstream.post(upstream, "/" + endpoint, call.body, _forwarded(scope))
+            return await self._forward(scope, receive, send, rid, admission, call, upstream)
+        except BaseException:
+            await self.deps.metering.abandon(admission)  # a no-op once the call was settled
+            raise
+
+    async def _forward(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        rid: list[tuple[bytes, bytes]],
+        admission: Admission,
+        call: _Call,
+        upstream: Upstream,
+    ) -> int:
+        try:
+            response = await self.deps.upstream.post(
+                upstream, "/" + call.endpoint, call.body, _forwarded(scope)
+            )
         except (UpstreamTimeout, UpstreamUnavailable) as exc:
             await self.deps.metering.settle(admission, None, CallStatus.UPSTREAM_ERROR, streamed=call.stream)
             raise _upstream_refusal(exc) from exc

@@ -1,26 +1,38 @@
-"""Admit a call, then settle it: authenticate the key, check the model and its price, and turn the
-upstream's usage into one durable usage event.
+"""Admit a call, then settle it.
 
-The reservation step (hold the worst case against spend limits before forwarding) is a port here,
-`SpendGuard`; without limits configured it is `NoSpendLimits`.
+Admission authenticates the key, checks the model and its price and, when spend limits apply to the
+key, its project or its org, reserves the call's worst-case cost on all of them (see
+`spend_guard.py`). Settlement turns the upstream's usage into one usage event, committed together
+with the posting of its cost and the release of the rest of the hold.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from spendgate.domain.accounts import KEY_PREFIX, ApiKey, hash_key_secret
 from spendgate.domain.clock import Clock
+from spendgate.domain.cost_bounds import (
+    image_parts,
+    output_token_bound,
+    prompt_token_bound,
+    tokenizer_prompt_bound,
+)
 from spendgate.domain.events import CallStatus, UsageEvent
 from spendgate.domain.money import usd_to_nanos
 from spendgate.domain.refusals import RefusalCode, Refused
+from spendgate.domain.spend_limits import CounterSnapshot, CounterState, Decision
 from spendgate.domain.usage import TokenUsage
-from spendgate.services.ports import AccountStore, PriceBook, UsageRecorder
+from spendgate.services.ports import AccountStore, AlertSink, PriceBook
+from spendgate.services.spend_guard import LimitsDirectory, Reservation, SpendGuard
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,24 +44,21 @@ class Admission:
     upstream: str
     started_at: datetime
     started_monotonic: float
+    reservation: Reservation | None = None  # None: no spend limit applies
+    output_cap: tuple[str, int] | None = None  # write this max-tokens field on the forwarded request
 
 
-class SpendGuard(Protocol):
-    async def reserve(self, admission: Admission) -> None:
-        """Hold the call's worst-case cost on every scope, or raise Refused."""
+class UsageRecorder(Protocol):
+    async def record(self, event: UsageEvent, hold_id: str | None = None) -> tuple[CounterState, ...]:
+        """Return only once the event (and the settlement of its hold) is durably committed."""
         ...
 
-    async def release(self, admission: Admission, cost_nanos: int) -> None:
-        """Post the actual cost and release the rest of the hold."""
-        ...
+
+class ModelCatalog(Protocol):
+    def max_output_tokens(self, model: str) -> int: ...
 
 
-class NoSpendLimits:
-    async def reserve(self, admission: Admission) -> None:
-        return None
-
-    async def release(self, admission: Admission, cost_nanos: int) -> None:
-        return None
+TextCounter = Callable[[str, str], int]
 
 
 class KeyDirectory:
@@ -101,15 +110,36 @@ class KeyDirectory:
 
 class Metering:
     def __init__(
-        self, prices: PriceBook, recorder: UsageRecorder, clock: Clock, guard: SpendGuard | None = None
+        self,
+        prices: PriceBook,
+        recorder: UsageRecorder,
+        clock: Clock,
+        *,
+        limits: LimitsDirectory | None = None,
+        guard: SpendGuard | None = None,
+        catalog: ModelCatalog | None = None,
+        count_text_tokens: TextCounter | None = None,
+        alerts: AlertSink | None = None,
     ) -> None:
         self._prices = prices
         self._recorder = recorder
         self._clock = clock
-        self._guard = guard or NoSpendLimits()
+        self._limits = limits
+        self._guard = guard
+        self._catalog = catalog
+        self._count_text_tokens = count_text_tokens
+        self._alerts = alerts
+        self._background: set[asyncio.Task[None]] = set()
 
     async def admit(
-        self, request_id: str, key: ApiKey, model: str, endpoint: str, upstream: str
+        self,
+        request_id: str,
+        key: ApiKey,
+        model: str,
+        endpoint: str,
+        upstream: str,
+        payload: dict[str, Any] | None = None,
+        body: bytes = b"",
     ) -> Admission:
         if not key.allows(model):
             raise Refused(
@@ -135,8 +165,57 @@ class Metering:
             started_at=now,
             started_monotonic=time.monotonic(),
         )
-        await self._guard.reserve(admission)
-        return admission
+        if self._limits is None or self._guard is None:
+            return admission
+        applied = await self._limits.applicable(key)
+        if not applied:
+            return admission
+        return await self._reserve(admission, applied, payload or {}, body)
+
+    async def _reserve(
+        self, admission: Admission, applied: Sequence[Any], payload: dict[str, Any], body: bytes
+    ) -> Admission:
+        assert self._guard is not None and self._catalog is not None
+        model_max = self._catalog.max_output_tokens(admission.model)
+        output_tokens, cap = output_token_bound(admission.endpoint, payload, model_max)
+        images = image_parts(payload)
+        loose = self._worst_cost(admission, prompt_token_bound(len(body), images), output_tokens, payload)
+        reservation = self._guard.plan(admission.request_id, applied, loose)
+        first = await self._guard.try_reserve(reservation)
+        if first.decision is not Decision.ADMIT and self._count_text_tokens is not None:
+            # The byte bound is loose; before waiting or refusing, bound the prompt with the tokenizer.
+            counted = self._count_text_tokens(body.decode("utf-8", "replace"), admission.model)
+            tight = self._worst_cost(
+                admission, tokenizer_prompt_bound(counted, images), output_tokens, payload
+            )
+            if tight < loose:
+                reservation = self._guard.plan(admission.request_id, applied, tight)
+                first = await self._guard.try_reserve(reservation)
+        await self._guard.reserve(reservation, first)
+        return replace(admission, reservation=reservation, output_cap=cap)
+
+    def _worst_cost(
+        self, admission: Admission, input_tokens: int, output_tokens: int, payload: dict[str, Any]
+    ) -> int:
+        """The most the call can cost: every output token at the dearer of the visible and reasoning
+        rates, at the default tier and at the tier the client asked for."""
+        tier = payload.get("service_tier")
+        tiers = {None, tier} if isinstance(tier, str) and tier not in ("auto", "default") else {None}
+        costs = [
+            self._prices.cost_usd(
+                admission.model,
+                TokenUsage(
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                    reasoning_tokens=reasoning,
+                    service_tier=t,
+                ),
+                admission.started_at,
+            )
+            for t in tiers
+            for reasoning in (0, output_tokens)
+        ]
+        return usd_to_nanos(max(costs))
 
     def cost_nanos(self, admission: Admission, usage: TokenUsage) -> int:
         """Rated at the prices in force when the request arrived."""
@@ -151,7 +230,7 @@ class Metering:
         streamed: bool,
         estimated: bool = False,
     ) -> UsageEvent:
-        """Record the call durably; returns once the event is committed."""
+        """Record the call durably (and settle its hold); returns once committed."""
         used = usage or TokenUsage()
         cost = self.cost_nanos(admission, used) if usage is not None else 0
         event = UsageEvent(
@@ -170,11 +249,48 @@ class Metering:
             streamed=streamed,
             estimated=estimated,
         )
-        try:
-            await self._recorder.record(event)
-        finally:
-            await self._guard.release(admission, cost)
+        reservation = admission.reservation
+        if reservation is not None and cost > reservation.hold.amount_nanos:
+            log.error(
+                "request %s cost %d nanos, more than its reservation of %d",
+                event.request_id,
+                cost,
+                reservation.hold.amount_nanos,
+            )
+        states = await self._recorder.record(event, reservation.hold.request_id if reservation else None)
+        if reservation is not None and self._guard is not None:
+            self._guard.settled(reservation.hold.request_id)
+            self._alert(reservation, states)
         return event
+
+    async def abandon(self, admission: Admission) -> None:
+        """Release the hold of a call that ends without a usage event (spendgate itself failed)."""
+        if admission.reservation is not None and self._guard is not None:
+            await self._guard.release(admission.request_id)
+
+    def _alert(self, reservation: Reservation, states: Sequence[CounterState]) -> None:
+        if self._alerts is None or not states:
+            return
+        at = self._clock.now()
+        snapshots = []
+        for state in states:
+            applied = reservation.limits.get(state.key)
+            if applied is None:
+                continue
+            start, end = reservation.windows[state.key]
+            snapshots.append(
+                CounterSnapshot(
+                    applied.org_id, applied.limit, start, end, state.spent_nanos, state.reserved_nanos, at
+                )
+            )
+        task = asyncio.create_task(self._alerts.counters_changed(snapshots))
+        self._background.add(task)
+        task.add_done_callback(self._alert_done)
+
+    def _alert_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("evaluating spend alerts failed", exc_info=task.exception())
 
 
 def _bearer(authorization: str | None) -> str | None:

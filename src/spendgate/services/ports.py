@@ -71,12 +71,6 @@ class Store(AccountStore, UsageStore, Protocol):
     pass
 
 
-class UsageRecorder(Protocol):
-    async def record(self, event: UsageEvent) -> None:
-        """Return only once the event is durably committed."""
-        ...
-
-
 class PriceBook(Protocol):
     def has_price(self, model: str, at: datetime) -> bool: ...
     def cost_usd(self, model: str, usage: TokenUsage, at: datetime) -> Decimal:

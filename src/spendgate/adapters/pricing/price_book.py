@@ -170,6 +170,7 @@ def load_price_file(path: Path) -> OperatorPriceSheet:
     output_mtok = "0.80"
     cached_input_mtok = "0.30" # optional
     starts = 2026-01-01        # optional: in force from this UTC date
+    max_output_tokens = 8192   # optional: the model's output cap (bounds reservations)
     """
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     return OperatorPriceSheet(_price(entry, path) for entry in data.get("prices", []))
@@ -189,6 +190,9 @@ def _price(entry: dict[str, Any], path: Path) -> OperatorPrice:
     model = entry.get("model")
     if not isinstance(model, str) or not model:
         raise ValueError(f"{path}: every [[prices]] entry needs a model name")
+    max_output = entry.get("max_output_tokens")
+    if max_output is not None and (not isinstance(max_output, int) or max_output <= 0):
+        raise ValueError(f"{path}: max_output_tokens must be a positive integer")
     starts = entry.get("starts")
     if starts is not None and not isinstance(starts, date):
         raise ValueError(f"{path}: starts must be a TOML date like 2026-01-01")
@@ -201,4 +205,5 @@ def _price(entry: dict[str, Any], path: Path) -> OperatorPrice:
         cached_input_mtok=amount("cached_input_mtok", False),
         cache_write_mtok=amount("cache_write_mtok", False),
         starts=starts,
+        max_output_tokens=max_output,
     )
