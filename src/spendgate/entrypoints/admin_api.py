@@ -15,8 +15,9 @@ from pydantic import BaseModel, Field
 from spendgate.bootstrap import Container
 from spendgate.domain.accounts import ApiKey, Org, Project
 from spendgate.domain.events import UsageEvent
-from spendgate.domain.money import format_usd
+from spendgate.domain.money import format_usd, parse_usd
 from spendgate.services.errors import Invalid, NotFound
+from spendgate.services.limits import LimitStanding
 from spendgate.services.ports import UsageTotals
 from spendgate.services.reporting import UsageReport
 
@@ -82,6 +83,39 @@ class UsageRowOut(TotalsOut):
     group: str
 
 
+class LimitIn(BaseModel):
+    scope: str = Field(description="org:ID, project:ID or key:ID")
+    period: Literal["day", "week", "month", "total"] = "month"
+    soft_usd: str | None = Field(
+        default=None, description="Alert when spend crosses this (USD, decimal string)."
+    )
+    hard_usd: str | None = Field(default=None, description="Refuse calls that could pass this (USD).")
+    alert_shares: list[int] = Field(
+        default=[50, 80, 100], description="Percent of the hard limit that alert."
+    )
+
+
+class LimitOut(BaseModel):
+    scope: str
+    period: str
+    timezone: str
+    soft_nanos: int | None
+    soft_usd: str | None
+    hard_nanos: int | None
+    hard_usd: str | None
+    alert_shares: list[int]
+    period_start: datetime
+    period_end: datetime | None
+    spent_nanos: int
+    spent_usd: str
+    reserved_nanos: int
+    reserved_usd: str
+    remaining_nanos: int | None
+    remaining_usd: str | None
+    burn_rate_usd_per_hour: str
+    forecast_hard_limit_at: datetime | None
+
+
 class UsageOut(BaseModel):
     scope: str
     timezone: str
@@ -90,6 +124,7 @@ class UsageOut(BaseModel):
     totals: TotalsOut
     by: str | None
     rows: list[UsageRowOut]
+    limits: list[LimitOut] = Field(default=[], description="The scope's limits and standing in this period.")
 
 
 class UsageEventOut(BaseModel):
@@ -205,7 +240,10 @@ def create_admin_app(container: Callable[[], Container]) -> FastAPI:
         until: datetime | None = None,
         by: Literal["day", "model", "key", "project"] | None = None,
     ) -> UsageOut:
-        return _usage(c.reporting.usage(scope, since, until, by))
+        report = _usage(c.reporting.usage(scope, since, until, by))
+        if scope is not None and scope != "all":
+            report.limits = [_standing(st) for st in c.limits.standings(scope)]
+        return report
 
     @api.get("/usage/events/{request_id}")
     def usage_event(request_id: str, c: Admin) -> UsageEventOut:
@@ -213,6 +251,29 @@ def create_admin_app(container: Callable[[], Container]) -> FastAPI:
         if event is None:
             raise NotFound(f"no usage event {request_id!r}")
         return _event(event)
+
+    @api.post("/limits")
+    def set_limit(body: LimitIn, c: Admin) -> LimitOut:
+        try:
+            soft = parse_usd(body.soft_usd) if body.soft_usd is not None else None
+            hard = parse_usd(body.hard_usd) if body.hard_usd is not None else None
+        except ValueError as exc:
+            raise Invalid(str(exc)) from exc
+        limit = c.limits.set(body.scope, body.period, soft, hard, tuple(body.alert_shares))
+        standing = next(st for st in c.limits.standings(body.scope) if st.limit.period == limit.period)
+        return _standing(standing)
+
+    @api.get("/limits")
+    def list_limits(
+        c: Admin, scope: Annotated[str | None, Query(description="org:ID, project:ID or key:ID")] = None
+    ) -> list[LimitOut]:
+        return [_standing(st) for st in c.limits.standings(scope)]
+
+    @api.delete("/limits", status_code=204)
+    def remove_limit(
+        c: Admin, scope: str, period: Literal["day", "week", "month", "total"] = "month"
+    ) -> None:
+        c.limits.remove(scope, period)
 
     @api.get("/clock")
     def get_clock(c: Admin) -> ClockOut:
@@ -278,6 +339,35 @@ def _usage(r: UsageReport) -> UsageOut:
         totals=TotalsOut(**_totals(r.totals)),
         by=r.by,
         rows=[UsageRowOut(group=group, **_totals(t)) for group, t in r.rows.items()],
+    )
+
+
+def _standing(st: LimitStanding) -> LimitOut:
+    limit = st.limit
+    remaining = st.remaining_nanos
+
+    def usd(nanos: int | None) -> str | None:
+        return None if nanos is None else format_usd(nanos)
+
+    return LimitOut(
+        scope=str(limit.scope),
+        period=limit.period.value,
+        timezone=st.timezone,
+        soft_nanos=limit.soft_nanos,
+        soft_usd=usd(limit.soft_nanos),
+        hard_nanos=limit.hard_nanos,
+        hard_usd=usd(limit.hard_nanos),
+        alert_shares=list(limit.alert_shares),
+        period_start=st.period_start,
+        period_end=st.period_end,
+        spent_nanos=st.spent_nanos,
+        spent_usd=format_usd(st.spent_nanos),
+        reserved_nanos=st.reserved_nanos,
+        reserved_usd=format_usd(st.reserved_nanos),
+        remaining_nanos=remaining,
+        remaining_usd=usd(remaining),
+        burn_rate_usd_per_hour=format_usd(st.burn_rate_nanos_per_hour),
+        forecast_hard_limit_at=st.forecast_hard_limit_at,
     )
 
 

@@ -28,6 +28,9 @@ class AdminClient:
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self._call("POST", path, json=body or {})
 
+    def delete(self, path: str, **params: Any) -> Any:
+        return self._call("DELETE", path, params={k: v for k, v in params.items() if v is not None})
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
@@ -42,4 +45,4 @@ class AdminClient:
             except ValueError:
                 detail = response.text
             raise AdminError(f"HTTP {response.status_code}: {detail}")
-        return response.json()
+        return response.json() if response.content else None

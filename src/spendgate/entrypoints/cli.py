@@ -25,10 +25,12 @@ orgs_app = typer.Typer(help="Orgs: the billing accounts.", no_args_is_help=True)
 projects_app = typer.Typer(help="Projects inside an org.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (sg-…) for a project.", no_args_is_help=True)
 clock_app = typer.Typer(help="The test clock (server started with --test-clock).", no_args_is_help=True)
+limits_app = typer.Typer(help="Spend limits on an org, project or key.", no_args_is_help=True)
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(projects_app, name="projects")
 app.add_typer(keys_app, name="keys")
 app.add_typer(clock_app, name="clock")
+app.add_typer(limits_app, name="limits")
 
 console = Console()
 
@@ -301,6 +303,8 @@ def usage(
         typer.echo(json.dumps(report, indent=2))
         return
     title = f"{report['scope']}  {report['since']} → {report['until']} ({report['timezone']})"
+    if report.get("limits"):
+        _print_limits(report["limits"])
     table = Table("", "requests", "input", "cached", "output", "reasoning", "cost (USD)", title=title)
     for row in [*report["rows"], {"group": "total", **report["totals"]}]:
         table.add_row(row["group"], *(str(row[c]) for c in _USAGE_COLUMNS))
@@ -315,6 +319,112 @@ _USAGE_COLUMNS = (
     "reasoning_tokens",
     "cost_usd",
 )
+
+
+class PeriodName(StrEnum):
+    day = "day"
+    week = "week"
+    month = "month"
+    total = "total"
+
+
+@limits_app.command("set")
+def limits_set(
+    scope: Annotated[str, typer.Argument(help="org:ID, project:ID or key:ID.")],
+    soft: Annotated[str | None, typer.Option(help="Alert when spend passes this, in USD.")] = None,
+    hard: Annotated[str | None, typer.Option(help="Refuse calls that could spend past this, in USD.")] = None,
+    period: Annotated[
+        PeriodName, typer.Option(help="The period the limit covers (org's time zone).")
+    ] = PeriodName.month,
+    alert_at: Annotated[
+        str, typer.Option(help="Shares of the hard limit that alert, in percent.")
+    ] = "50,80,100",
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Set (or replace) SCOPE's soft and/or hard limit for a period."""
+    try:
+        shares = [int(part) for part in alert_at.split(",") if part.strip()]
+    except ValueError:
+        console.print(f"[red]error:[/red] --alert-at takes percentages like 50,80,100, not {alert_at!r}")
+        raise typer.Exit(2) from None
+    body = {
+        "scope": scope,
+        "period": period.value,
+        "soft_usd": soft,
+        "hard_usd": hard,
+        "alert_shares": shares,
+    }
+    with _admin(url, token) as client:
+        limit = _run(lambda: client.post("/limits", body))
+    if as_json:
+        typer.echo(json.dumps(limit, indent=2))
+        return
+    _print_limits([limit])
+
+
+@limits_app.command("list")
+def limits_list(
+    scope: Annotated[str | None, typer.Argument(help="org:ID, project:ID or key:ID (default: all).")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Limits with what is spent, held and left in their current periods, and the forecast."""
+    with _admin(url, token) as client:
+        limits = _run(lambda: client.get("/limits", scope=scope))
+    if as_json:
+        typer.echo(json.dumps(limits, indent=2))
+        return
+    _print_limits(limits)
+
+
+@limits_app.command("remove")
+def limits_remove(
+    scope: Annotated[str, typer.Argument(help="org:ID, project:ID or key:ID.")],
+    period: Annotated[PeriodName, typer.Option(help="Which of the scope's limits.")] = PeriodName.month,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Remove SCOPE's limit for a period."""
+    with _admin(url, token) as client:
+        _run(lambda: client.delete("/limits", scope=scope, period=period.value))
+    if as_json:
+        typer.echo(json.dumps({"removed": {"scope": scope, "period": period.value}}))
+    else:
+        console.print(f"removed the {period.value} limit on {scope}")
+
+
+def _print_limits(limits: list[dict[str, Any]]) -> None:
+    table = Table(
+        "scope",
+        "period",
+        "soft",
+        "hard",
+        "spent",
+        "held",
+        "left",
+        "per hour",
+        "hard limit at",
+        "resets",
+        title="limits (USD)",
+    )
+    for limit in limits:
+        table.add_row(
+            limit["scope"],
+            limit["period"],
+            limit["soft_usd"] or "-",
+            limit["hard_usd"] or "-",
+            limit["spent_usd"],
+            limit["reserved_usd"],
+            limit["remaining_usd"] or "-",
+            limit["burn_rate_usd_per_hour"],
+            limit["forecast_hard_limit_at"] or "-",
+            limit["period_end"] or "never",
+        )
+    console.print(table)
 
 
 @clock_app.command("set")
