@@ -8,10 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 
 from spendgate.adapters.store.engine import create_store_engine, migrate
 from spendgate.adapters.store.sql_store import SqlStore
+
+# Tests assert behaviour, not timings: no per-example deadline on this shared, noisy machine.
+settings.register_profile("spendgate", deadline=None)
+settings.load_profile("spendgate")
 
 PG_ADMIN_URL = os.environ.get(
     "SPENDGATE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
