@@ -12,8 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
+from spendgate.adapters.notify.email import EmailSender, SmtpConfig
+from spendgate.adapters.notify.webhook import WebhookSender
 from spendgate.adapters.pricing.model_limits import ModelLimits
 from spendgate.adapters.pricing.price_book import GenaiPriceBook, load_price_file
+from spendgate.adapters.store.alert_store import SqlAlertStore
 from spendgate.adapters.store.engine import create_store_engine, migrate
 from spendgate.adapters.store.ledger_store import SqlLedgerStore
 from spendgate.adapters.store.ledger_writer import LedgerWriter
@@ -27,6 +30,8 @@ from spendgate.domain.clock import Clock, ManualClock, SystemClock
 from spendgate.domain.prices import OperatorPriceSheet
 from spendgate.domain.spend_limits import SpendLimit
 from spendgate.services.accounts import Accounts
+from spendgate.services.alert_ports import ChannelKind, ChannelSender
+from spendgate.services.alerting import AlertAdmin, AlertDispatcher, Alerting, parse_retry_schedule
 from spendgate.services.limits import Limits
 from spendgate.services.metering import KeyDirectory, Metering
 from spendgate.services.reporting import Reporting
@@ -54,6 +59,11 @@ class Container:
     upstream_client: AiohttpUpstreamClient
     router: UpstreamRouter
     admin_token_sha256: str
+    alert_store: SqlAlertStore
+    alerting: Alerting
+    alert_dispatcher: AlertDispatcher
+    alert_admin: AlertAdmin
+    webhook_sender: WebhookSender
     generated_admin_token: str | None = None  # set only on the first start, to print it once
     _simulator: web.AppRunner | None = field(default=None, repr=False)
     _maintenance: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -71,6 +81,8 @@ class Container:
             self._maintenance.cancel()
         await self.recorder.close()
         await self.upstream_client.close()
+        await self.alert_dispatcher.stop()
+        await self.webhook_sender.close()
         if self._simulator is not None:
             await self._simulator.cleanup()
         self.ledger.close()
@@ -121,6 +133,33 @@ async def build_container(settings: Settings) -> Container:
     operator_prices = load_price_file(price_file) if price_file else OperatorPriceSheet()
     prices = GenaiPriceBook(operator_prices, provider_for=lambda model: router.route(model).provider_id)
 
+    alert_store = SqlAlertStore(engine)
+    wall_clock = SystemClock()  # deliveries, retries and signatures run on real time, even with --test-clock
+    webhook_sender = WebhookSender(wall_clock)
+    await webhook_sender.start()
+    senders: dict[ChannelKind, ChannelSender] = {ChannelKind.WEBHOOK: webhook_sender}
+    if settings.smtp_host:
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        senders[ChannelKind.EMAIL] = EmailSender(
+            SmtpConfig(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                from_address=settings.smtp_from,
+                starttls=settings.smtp_starttls,
+                username=settings.smtp_username,
+                password=password,
+            )
+        )
+    alert_dispatcher = AlertDispatcher(
+        alert_store,
+        senders,
+        wall_clock,
+        retry_schedule=parse_retry_schedule(settings.alert_retry_seconds),
+        poll_seconds=settings.alert_poll_seconds,
+    )
+    await alert_dispatcher.start()
+    alerting = Alerting(alert_store, clock, on_fired=alert_dispatcher.wake)
+
     ledger = SqlLedgerStore(engine)
     recorder = LedgerWriter(ledger, owner=new_id("gw"))
     await recorder.start()
@@ -155,6 +194,7 @@ async def build_container(settings: Settings) -> Container:
             guard=guard,
             catalog=model_limits,
             count_text_tokens=count_text_tokens,
+            alerts=alerting,
         ),
         metering_guard=guard,
         recorder=recorder,
@@ -163,6 +203,11 @@ async def build_container(settings: Settings) -> Container:
         upstream_client=upstream_client,
         router=router,
         admin_token_sha256=token_hash,
+        alert_store=alert_store,
+        alerting=alerting,
+        alert_dispatcher=alert_dispatcher,
+        alert_admin=AlertAdmin(alert_store, store, clock),
+        webhook_sender=webhook_sender,
         generated_admin_token=generated,
         _simulator=simulator_runner,
     )

@@ -219,3 +219,4 @@ class CounterSnapshot:
     spent_nanos: int
     reserved_nanos: int
     at: datetime  # when the settlement was committed
+    refused_nanos: int | None = None  # set when a call was refused: that call's worst-case cost

@@ -16,6 +16,7 @@ from spendgate.bootstrap import Container
 from spendgate.domain.accounts import ApiKey, Org, Project
 from spendgate.domain.events import UsageEvent
 from spendgate.domain.money import format_usd, parse_usd
+from spendgate.entrypoints.admin_alerts import alerts_router
 from spendgate.services.errors import Invalid, NotFound
 from spendgate.services.limits import LimitStanding
 from spendgate.services.ports import UsageTotals
@@ -294,6 +295,7 @@ def create_admin_app(container: Callable[[], Container]) -> FastAPI:
         return ClockOut(now=clock.now(), test_clock=True)
 
     app.include_router(api)
+    app.include_router(alerts_router(authorized), prefix=PREFIX)
     return app
 
 

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from spendgate.entrypoints.admin_client import AdminClient, AdminError
+from spendgate.entrypoints.cli_alerts import alerts_app
 
 app = typer.Typer(
     help="spendgate: a metering, spend-limiting billing gateway for OpenAI-compatible APIs.",
@@ -31,6 +32,7 @@ app.add_typer(projects_app, name="projects")
 app.add_typer(keys_app, name="keys")
 app.add_typer(clock_app, name="clock")
 app.add_typer(limits_app, name="limits")
+app.add_typer(alerts_app, name="alerts")
 
 console = Console()
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
+from spendgate.domain.alerts import ForecastStatus, burn_rate_per_hour, forecast_hard_limit
 from spendgate.domain.clock import Clock
 from spendgate.domain.spend_limits import (
     DEFAULT_ALERT_SHARES,
@@ -51,17 +52,12 @@ def burn_and_forecast(
     limit: SpendLimit, spent_nanos: int, start: datetime, end: datetime | None, now: datetime
 ) -> tuple[int, datetime | None]:
     """Nano-USD per hour spent so far in the period, and when the hard limit is reached at that rate
-    (None: no hard limit, nothing spent, or not before the period ends). A `total` period has no start
-    to measure from, so it reports no rate."""
-    elapsed = int((now - start).total_seconds()) if end is not None else 0
-    if elapsed <= 0 or spent_nanos <= 0:
+    (the same figures the alerts state). A `total` period has no start to measure from: no rate."""
+    if end is None:
         return 0, None
-    rate = spent_nanos * 3600 // elapsed
-    if limit.hard_nanos is None or rate == 0:
-        return rate, None
-    left = limit.hard_nanos - spent_nanos
-    at = now + timedelta(seconds=max(left, 0) * 3600 // rate)
-    return rate, (at if end is None or at < end else None)
+    rate = burn_rate_per_hour(spent_nanos, start, now) or 0
+    forecast = forecast_hard_limit(spent_nanos, limit.hard_nanos, start, now, end)
+    return rate, forecast.at if forecast.status is ForecastStatus.AT else None
 
 
 class Limits:

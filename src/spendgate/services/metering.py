@@ -30,7 +30,7 @@ from spendgate.domain.refusals import RefusalCode, Refused
 from spendgate.domain.spend_limits import CounterSnapshot, CounterState, Decision
 from spendgate.domain.usage import TokenUsage
 from spendgate.services.ports import AccountStore, AlertSink, PriceBook
-from spendgate.services.spend_guard import LimitsDirectory, Reservation, SpendGuard
+from spendgate.services.spend_guard import LimitRefused, LimitsDirectory, Reservation, SpendGuard
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,11 @@ class Metering:
             if tight < loose:
                 reservation = self._guard.plan(admission.request_id, applied, tight)
                 first = await self._guard.try_reserve(reservation)
-        await self._guard.reserve(reservation, first)
+        try:
+            await self._guard.reserve(reservation, first)
+        except LimitRefused as refused:
+            self._alert(reservation, [refused.state], refused_nanos=refused.amount_nanos)
+            raise
         return replace(admission, reservation=reservation, output_cap=cap)
 
     def _worst_cost(
@@ -268,7 +272,9 @@ class Metering:
         if admission.reservation is not None and self._guard is not None:
             await self._guard.release(admission.request_id)
 
-    def _alert(self, reservation: Reservation, states: Sequence[CounterState]) -> None:
+    def _alert(
+        self, reservation: Reservation, states: Sequence[CounterState], refused_nanos: int | None = None
+    ) -> None:
         if self._alerts is None or not states:
             return
         at = self._clock.now()
@@ -280,7 +286,14 @@ class Metering:
             start, end = reservation.windows[state.key]
             snapshots.append(
                 CounterSnapshot(
-                    applied.org_id, applied.limit, start, end, state.spent_nanos, state.reserved_nanos, at
+                    applied.org_id,
+                    applied.limit,
+                    start,
+                    end,
+                    state.spent_nanos,
+                    state.reserved_nanos,
+                    at,
+                    refused_nanos,
                 )
             )
         task = asyncio.create_task(self._alerts.counters_changed(snapshots))

@@ -98,6 +98,16 @@ class LimitsDirectory:
         self._loaded_at = self._monotonic()
 
 
+class LimitRefused(Refused):
+    """A call refused by a hard limit: which counter refused it, how it stood, and the call's worst case."""
+
+    def __init__(self, message: str, key: CounterKey, state: CounterState, amount_nanos: int) -> None:
+        super().__init__(RefusalCode.SPEND_LIMIT_EXCEEDED, message)
+        self.key = key
+        self.state = state
+        self.amount_nanos = amount_nanos
+
+
 @dataclass
 class _Waiter:
     hold: Hold
@@ -251,4 +261,4 @@ class SpendGuard:
             "Lower max_tokens, wait for the reset, or ask the admin to raise the limit "
             f"(`spendgate limits set {key.scope} --hard USD`)."
         )
-        return Refused(RefusalCode.SPEND_LIMIT_EXCEEDED, message)
+        return LimitRefused(message, key, state, hold.amount_nanos)

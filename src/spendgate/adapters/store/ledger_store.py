@@ -161,10 +161,14 @@ class SqlLedgerStore:
                 plain_events.append(op.event)
                 results[index] = ()
             elif isinstance(op, RecordOp):
+                # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT DO NOTHING.
                 inserted = c.execute(
-                    self._insert(usage_events).on_conflict_do_nothing(), [_event_row(op.event)]
-                )
-                new = inserted.rowcount != 0
+                    self._insert(usage_events)
+                    .values(_event_row(op.event))
+                    .on_conflict_do_nothing()
+                    .returning(usage_events.c.request_id)
+                ).first()
+                new = inserted is not None
                 results[index] = self._settle(c, op.hold_id, op.event.cost_nanos) if new else ()
             else:
                 results[index] = self._settle(c, op.request_id, 0)

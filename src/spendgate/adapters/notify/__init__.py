@@ -1,0 +1,1 @@
+"""Alert channels: signed webhooks (aiohttp) and e-mail (SMTP)."""
