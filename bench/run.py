@@ -31,11 +31,19 @@ from sgbench.page import render_markdown
 from sgbench.procs import Children
 from sgbench.suite import Placement, SuiteResult, plan, run_suite
 from sgbench.tables import TableData, all_tables
-from sgbench.targets import Target, check_chat, start_bare, start_direct, start_spendgate
+from sgbench.targets import (
+    SPENDGATE_VARIANTS,
+    Target,
+    check_chat,
+    is_spendgate,
+    start_bare,
+    start_direct,
+    start_spendgate,
+)
 from sgbench.wrk import INSTALL_HINT, find_wrk
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-ALL_TARGETS = ("direct", "bare", "spendgate")
+ALL_TARGETS = ("direct", "bare", *SPENDGATE_VARIANTS)
 PINNED = Placement(proxy="0", upstream="1")
 
 console = Console(width=None if sys.stdout.isatty() else 150)
@@ -55,7 +63,7 @@ def parse_args() -> argparse.Namespace:
         "--pin", action="store_true", help="taskset: proxies on CPU 0, simulator on CPU 1, wrk free"
     )
     parser.add_argument(
-        "--targets", default=",".join(ALL_TARGETS), help="comma-separated subset of: direct,bare,spendgate"
+        "--targets", default=",".join(ALL_TARGETS), help="comma-separated subset of: " + ",".join(ALL_TARGETS)
     )
     return parser.parse_args()
 
@@ -69,8 +77,9 @@ def start_targets(children: Children, names: list[str], tmp: Path, placement: Pl
     targets = [direct] if "direct" in names else []
     if "bare" in names:
         targets.append(start_bare(children, direct, placement.proxy))
-    if "spendgate" in names:
-        targets.append(start_spendgate(children, direct, tmp, placement.proxy))
+    # in ALL_TARGETS order, whatever the order asked for: every row runs them in this order
+    for name in (n for n in ALL_TARGETS if is_spendgate(n) and n in names):
+        targets.append(start_spendgate(children, name, direct, tmp, placement.proxy))
     return targets
 
 
@@ -90,8 +99,9 @@ def measure(wrk: str, names: list[str], seconds: int, warmup: int, placement: Pl
             with console.status("starting " + ", ".join(names) + " …"):
                 targets = start_targets(children, names, Path(tmp), placement)
                 checked = {t.name: check_chat(t) for t in targets}
+            width = max(len(t.name) for t in targets)
             for t in targets:
-                console.log(f"{t.name:9} pid {t.child.pid:<7} {t.base_url}")
+                console.log(f"{t.name:{width}} pid {t.child.pid:<7} {t.base_url}")
             columns = (
                 SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TimeElapsedColumn(),

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sgbench.procs import Memory, cpu_seconds, memory
-from sgbench.targets import Target, settled_usage
+from sgbench.targets import Target, is_spendgate, settled_usage
 from sgbench.wrk import Load, WrkResult, run_wrk
 
 CONCURRENCIES = (1, 64)
@@ -47,12 +47,21 @@ class Measurement:
 
 @dataclass(frozen=True)
 class MeteringRow:
-    """spendgate's usage count against wrk's 2xx for one row (warm-up included)."""
+    """A spendgate target's usage count against wrk's 2xx for one row (warm-up included)."""
 
+    target: str
     load: Load
     wrk_ok: int
     usage: int
     in_flight_bound: int  # requests cut off when wrk stopped: at most one per connection per wrk run
+
+
+@dataclass
+class MeteringTotal:
+    """One spendgate target over the whole suite."""
+
+    usage: int = 0  # totals.requests from its GET /admin/v1/usage at the end
+    wrk_ok: int = 0  # every 2xx it gave: readiness checks, warm-ups and measured runs
 
 
 @dataclass
@@ -63,11 +72,16 @@ class MemoryRecord:
 
 @dataclass
 class SuiteResult:
+    targets: list[str] = field(default_factory=list)  # in the order they ran within each row
     measurements: list[Measurement] = field(default_factory=list)
     metering: list[MeteringRow] = field(default_factory=list)
+    metering_totals: dict[str, MeteringTotal] = field(default_factory=dict)
     memory: dict[str, MemoryRecord] = field(default_factory=dict)
-    usage_total: int | None = None
-    wrk_ok_total: int = 0  # every 2xx spendgate gave: readiness checks, warm-ups and measured runs
+
+    @property
+    def spendgates(self) -> list[str]:
+        """The spendgate variants that ran, in order."""
+        return [name for name in self.targets if is_spendgate(name)]
 
     def find(self, target: str, load: Load) -> Measurement | None:
         return next((m for m in self.measurements if m.target == target and m.load == load), None)
@@ -88,14 +102,18 @@ def run_suite(
 ) -> SuiteResult:
     """`checked_ok`: 2xx answers each target already gave (readiness checks); `step` is told before each
     wrk run and advances the progress display."""
-    suite = SuiteResult(memory={t.name: MemoryRecord(memory(t.child.pid)) for t in targets})
-    spendgate = next((t for t in targets if t.name == "spendgate"), None)
-    suite.wrk_ok_total = checked_ok.get("spendgate", 0)
-    usage_seen = settled_usage(spendgate.base_url, suite.wrk_ok_total) if spendgate else 0
+    suite = SuiteResult(
+        targets=[t.name for t in targets], memory={t.name: MemoryRecord(memory(t.child.pid)) for t in targets}
+    )
+    spendgates = [t for t in targets if is_spendgate(t.name)]
+    for sg in spendgates:
+        ok = checked_ok.get(sg.name, 0)
+        suite.metering_totals[sg.name] = MeteringTotal(settled_usage(sg.base_url, ok), ok)
+    width = max(len(t.name) for t in targets)
     for load in plan(seconds):
-        row_ok = 0
+        row_ok: dict[str, int] = {}
         for target in targets:
-            label = f"{target.name:9} {load.mode:6} c={load.connections:<3}"
+            label = f"{target.name:{width}} {load.mode:6} c={load.connections:<3}"
             step(f"{label} warm-up")
             warm = run_wrk(wrk, target.chat_url, Load(load.stream, load.connections, warmup_seconds),
                            target.api_key, placement.wrk)  # fmt: skip
@@ -106,13 +124,15 @@ def run_suite(
             if not target.child.alive():
                 raise RuntimeError(f"{target.name} died during the load:\n{target.child.log_tail()}")
             suite.measurements.append(Measurement(target.name, load, warm, result, cpu_used))
-            if target is spendgate:
-                row_ok = warm.ok + result.ok
-        if spendgate:
-            suite.wrk_ok_total += row_ok
-            usage_after = settled_usage(spendgate.base_url, suite.wrk_ok_total)
-            suite.metering.append(MeteringRow(load, row_ok, usage_after - usage_seen, 2 * load.connections))
-            suite.usage_total = usage_seen = usage_after
+            row_ok[target.name] = warm.ok + result.ok
+        for sg in spendgates:
+            total = suite.metering_totals[sg.name]
+            total.wrk_ok += row_ok[sg.name]
+            usage_after = settled_usage(sg.base_url, total.wrk_ok)
+            suite.metering.append(
+                MeteringRow(sg.name, load, row_ok[sg.name], usage_after - total.usage, 2 * load.connections)
+            )
+            total.usage = usage_after
     for target in targets:
         suite.memory[target.name].after_load = memory(target.child.pid)
     return suite

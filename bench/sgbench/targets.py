@@ -1,4 +1,5 @@
-"""The three targets under test: the simulated upstream itself, the bare proxy and spendgate."""
+"""The targets under test: the simulated upstream itself, the bare proxy and spendgate, once per
+variant in SPENDGATE_VARIANTS (each on its own fresh SQLite file)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,39 @@ ADMIN_TOKEN = "bench-admin-token"
 UPSTREAM_KEY = "sk-bench-upstream"
 MODEL = "gpt-4o-mini"
 CHAT_PATH = "/v1/chat/completions"
+
+
+@dataclass(frozen=True)
+class SpendgateVariant:
+    """`spendgate serve` with extra environment. For the report: `label` says what that is ("`spendgate
+    serve` with …"), `short` tags the name in the summary."""
+
+    env: dict[str, str]
+    label: str
+    short: str
+
+
+# Every target whose name starts with "spendgate" is one of these: the same `spendgate serve` command,
+# each on its own database. The first is the baseline the others are compared with.
+SPENDGATE_VARIANTS = {
+    "spendgate": SpendgateVariant(
+        {"SPENDGATE_SQLITE_SYNCHRONOUS": "full"},
+        "`SPENDGATE_SQLITE_SYNCHRONOUS=full` (the default), which fsyncs every usage commit so that it "
+        "survives a power cut",
+        "default: fsync per commit",
+    ),
+    "spendgate-normal": SpendgateVariant(
+        {"SPENDGATE_SQLITE_SYNCHRONOUS": "normal"},
+        "`SPENDGATE_SQLITE_SYNCHRONOUS=normal` (SQLite WAL with `synchronous=NORMAL`), which does not "
+        "fsync each commit: commits survive a crash of spendgate but not of the machine",
+        "no fsync per commit",
+    ),
+}
+BASELINE_SPENDGATE = next(iter(SPENDGATE_VARIANTS))
+
+
+def is_spendgate(name: str) -> bool:
+    return name.startswith("spendgate")
 
 
 @dataclass
@@ -65,18 +99,22 @@ def start_bare(children: Children, upstream: Target, cpus: str | None) -> Target
     return Target("bare", base, UPSTREAM_KEY, child)
 
 
-def start_spendgate(children: Children, upstream: Target, db_dir: Path, cpus: str | None) -> Target:
-    """`spendgate serve` on a fresh SQLite file, then an org, project and key made through the admin API."""
+def start_spendgate(
+    children: Children, name: str, upstream: Target, db_dir: Path, cpus: str | None
+) -> Target:
+    """`spendgate serve` for the variant `name` on a fresh SQLite file of its own, then an org, project
+    and key made through the admin API."""
+    variant = SPENDGATE_VARIANTS[name]
     port = free_port()
     argv = [
-        venv_bin("spendgate"), "serve", "--port", str(port), "--db", f"sqlite:///{db_dir / 'bench.db'}",
+        venv_bin("spendgate"), "serve", "--port", str(port), "--db", f"sqlite:///{db_dir / f'{name}.db'}",
         "--upstream", f"{upstream.base_url}/v1",
     ]  # fmt: skip
-    env = clean_env(SPENDGATE_ADMIN_TOKEN=ADMIN_TOKEN, SPENDGATE_UPSTREAM_API_KEY=UPSTREAM_KEY)
-    child = children.start("spendgate", argv, env, cpus)
+    env = clean_env(SPENDGATE_ADMIN_TOKEN=ADMIN_TOKEN, SPENDGATE_UPSTREAM_API_KEY=UPSTREAM_KEY, **variant.env)
+    child = children.start(name, argv, env, cpus)
     base = f"http://127.0.0.1:{port}"
     wait_until_ready(child, f"{base}/healthz")
-    return Target("spendgate", base, create_key(base), child)
+    return Target(name, base, create_key(base), child)
 
 
 def _admin_post(client: httpx.Client, path: str, body: dict[str, str]) -> dict[str, str]:
