@@ -53,6 +53,16 @@ def test_demo_on_a_fresh_database_works_with_the_printed_key(tmp_path: Path) -> 
             headers={"Authorization": f"Bearer {token.group(1)}"},
         ).json()
         assert usage["totals"]["requests"] == 1
+        limits = httpx.get(
+            f"http://127.0.0.1:{port}/admin/v1/limits",
+            timeout=10,
+            headers={"Authorization": f"Bearer {token.group(1)}"},
+        ).json()
+        assert sorted((lim["scope"].split(":")[0], lim["period"]) for lim in limits) == [
+            ("key", "day"),
+            ("org", "month"),
+        ]
+        assert all(lim["spent_nanos"] > 0 and lim["reserved_nanos"] == 0 for lim in limits)
     finally:
         stop(process)
 

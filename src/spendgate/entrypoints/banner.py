@@ -6,23 +6,35 @@ from __future__ import annotations
 from rich.console import Console
 
 from spendgate.bootstrap import Container
+from spendgate.domain.money import NANOS_PER_USD
 
 DEMO_ORG = "Demo"
 DEMO_PROJECT = "demo"
 
 
+DEMO_ORG_SOFT_USD, DEMO_ORG_HARD_USD, DEMO_KEY_DAILY_USD = 8, 10, 1
+
+
 def seed_demo(container: Container) -> str:
-    """Create the demo org and project if the database has no org; return a new demo key's secret."""
+    """Create the demo org (with limits) and project if missing; return a new demo key's secret, the key
+    limited per day too."""
     accounts = container.accounts
     orgs = accounts.list_orgs()
     demo_org = next((o for o in orgs if o.name == DEMO_ORG), None)
     if demo_org is None:
         demo_org = accounts.create_org(DEMO_ORG, "UTC")
+        container.limits.set(
+            f"org:{demo_org.id}",
+            "month",
+            soft_nanos=DEMO_ORG_SOFT_USD * NANOS_PER_USD,
+            hard_nanos=DEMO_ORG_HARD_USD * NANOS_PER_USD,
+        )
     projects = accounts.list_projects(demo_org.id)
     project = next((p for p in projects if p.name == DEMO_PROJECT), None) or accounts.create_project(
         demo_org.id, DEMO_PROJECT
     )
-    _, secret = accounts.create_key(project.id, name="demo")
+    key, secret = accounts.create_key(project.id, name="demo")
+    container.limits.set(f"key:{key.id}", "day", hard_nanos=DEMO_KEY_DAILY_USD * NANOS_PER_USD)
     return secret
 
 
@@ -49,6 +61,10 @@ def print_banner(console: Console, container: Container) -> None:
         return
     secret = seed_demo(container)
     console.print("\n[bold]Demo key[/bold] (org Demo, project demo): " + secret)
+    console.print(
+        f"Limits: the Demo org alerts at ${DEMO_ORG_SOFT_USD} and stops at ${DEMO_ORG_HARD_USD} a month; "
+        f"this key stops at ${DEMO_KEY_DAILY_USD} a day (`spendgate limits list`)."
+    )
     console.print("Try it with the openai SDK (pip install openai):\n")
     console.print(
         "python - <<'PY'\n"
