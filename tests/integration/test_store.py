@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from spendgate.adapters.store.engine import migrate
-from spendgate.adapters.store.ledger_store import SqlLedgerStore
+from spendgate.adapters.store.ledger_store import RecordOp, SqlLedgerStore
 from spendgate.adapters.store.ledger_writer import LedgerWriter
 from spendgate.adapters.store.sql_store import SqlStore
 from spendgate.adapters.store.tables import metadata
@@ -86,10 +86,12 @@ def test_usage_events_are_idempotent_and_summed(store: SqlStore) -> None:
         _event("r3", k2.id, p2.id, org.id, 7),
         _event("old", k2.id, p2.id, org.id, 5, at=T0 - timedelta(days=40)),
     ]
-    store.insert_usage_events(events)
-    store.insert_usage_events(
-        [dataclasses.replace(events[0], cost_nanos=999_999)]
+    ledger = SqlLedgerStore(store.engine)
+    ledger.apply([RecordOp(event, None) for event in events])
+    ledger.apply(
+        [RecordOp(dataclasses.replace(events[0], cost_nanos=999_999), None)]
     )  # a replay changes nothing
+    ledger.close()
     month = (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
     totals = store.usage_totals(UsageFilter(org_id=org.id), *month)
     assert (totals.requests, totals.cost_nanos, totals.input_tokens, totals.cached_input_tokens) == (

@@ -61,9 +61,6 @@ class OperatorPriceSheet:
                 in_force = price
         return in_force
 
-    def models(self) -> list[str]:
-        return sorted(self._by_model)
-
     def max_output_tokens(self) -> dict[str, int]:
         return {
             model: price.max_output_tokens

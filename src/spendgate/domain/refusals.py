@@ -9,7 +9,6 @@ class RefusalCode(StrEnum):
     INVALID_API_KEY = "invalid_api_key"
     INVALID_REQUEST = "invalid_request_error"
     MODEL_NOT_FOUND = "model_not_found"
-    MODEL_NOT_PRICED = "model_not_priced"
     BODY_TOO_LARGE = "request_too_large"
     SPEND_LIMIT_EXCEEDED = "spend_limit_exceeded"
     UPSTREAM_ERROR = "upstream_error"

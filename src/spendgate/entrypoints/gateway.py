@@ -57,7 +57,6 @@ _STATUS = {
     RefusalCode.INVALID_API_KEY: (401, "invalid_request_error"),
     RefusalCode.INVALID_REQUEST: (400, "invalid_request_error"),
     RefusalCode.MODEL_NOT_FOUND: (404, "invalid_request_error"),
-    RefusalCode.MODEL_NOT_PRICED: (404, "invalid_request_error"),
     RefusalCode.BODY_TOO_LARGE: (413, "invalid_request_error"),
     RefusalCode.SPEND_LIMIT_EXCEEDED: (429, "insufficient_quota"),
     RefusalCode.UPSTREAM_ERROR: (502, "upstream_error"),

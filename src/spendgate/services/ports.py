@@ -56,9 +56,7 @@ class AccountStore(Protocol):
 
 
 class UsageStore(Protocol):
-    def insert_usage_events(self, events: Sequence[UsageEvent]) -> None:
-        """Insert in one transaction; an event whose id exists already is skipped (replays are no-ops)."""
-        ...
+    """Reads; usage events are written by the ledger writer (adapters/store/ledger_writer.py)."""
 
     def get_usage_event(self, request_id: str) -> UsageEvent | None: ...
     def usage_totals(self, scope: UsageFilter, start: datetime, end: datetime) -> UsageTotals: ...
@@ -75,10 +73,6 @@ class PriceBook(Protocol):
     def has_price(self, model: str, at: datetime) -> bool: ...
     def cost_usd(self, model: str, usage: TokenUsage, at: datetime) -> Decimal:
         """The exact cost; raises LookupError for a model without a price."""
-        ...
-
-    def known_models(self) -> list[str]:
-        """Operator-priced models (the bundled data's models are not enumerated)."""
         ...
 
 

@@ -64,9 +64,6 @@ class GenaiPriceBook:
             return rates.cost(usage)
         return genai_cost(model, provider, usage, at)
 
-    def known_models(self) -> list[str]:
-        return self._operator.models()
-
 
 @dataclass(frozen=True, slots=True)
 class LinearRates:

@@ -70,6 +70,8 @@ class SqlLedgerStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        # The writer keeps one connection: checking one out of the pool and resetting it on return
+        # cost more than a one-event insert (measured: 356 µs vs 229 µs per commit).
         self._writer: Connection | None = None
         self._lock = threading.Lock()
 
