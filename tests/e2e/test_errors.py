@@ -238,3 +238,10 @@ def test_client_that_disconnects_mid_stream_is_billed_from_what_streamed(
             time.sleep(0.1)
     assert (event["status"], event["estimated"]) == ("client_disconnected", True)
     assert 0 < event["output_tokens"] < 3000
+
+
+def test_models_lists_only_what_the_key_may_use(gateway: Gateway, key: tuple[str, str]) -> None:
+    limited = OpenAI(base_url=gateway.v1, api_key=key[1], max_retries=0)
+    assert [m.id for m in limited.models.list().data] == ["gpt-4o-mini"]  # the simulator has no unpriced one
+    _, open_secret = gateway.new_key()
+    assert len(OpenAI(base_url=gateway.v1, api_key=open_secret, max_retries=0).models.list().data) > 5

@@ -175,8 +175,8 @@ class Gateway:
     ) -> int:
         path, method = scope["path"], scope["method"]
         if path.rstrip("/") == "/v1/models" and method == "GET":
-            await self.deps.keys.authenticate(header(scope, b"authorization"))
-            return await self._models(send, rid)
+            key = await self.deps.keys.authenticate(header(scope, b"authorization"))
+            return await self._models(send, rid, key.models)
         endpoint = ENDPOINTS.get(path.rstrip("/"))
         if endpoint is None or method != "POST":
             raise Refused(
@@ -295,12 +295,21 @@ class Gateway:
         await send_bytes(send, 502, body, headers)
         return 502
 
-    async def _models(self, send: Send, rid: list[tuple[bytes, bytes]]) -> int:
+    async def _models(
+        self, send: Send, rid: list[tuple[bytes, bytes]], allowed: tuple[str, ...] | None
+    ) -> int:
+        """The default upstream's model list; for a key limited to some models, only those."""
         try:
             response = await self.deps.upstream.get(self.deps.router.default, "/models")
             raw = await response.read()
         except (UpstreamTimeout, UpstreamUnavailable) as exc:
             raise _upstream_refusal(exc) from exc
+        listing = _loads(raw)
+        if allowed is not None and response.status == 200 and isinstance(listing, dict):
+            models = listing.get("data")
+            if isinstance(models, list):
+                listing["data"] = [m for m in models if isinstance(m, dict) and m.get("id") in allowed]
+                raw = orjson.dumps(listing)
         await send_bytes(send, response.status, raw, rid)
         return response.status
 
