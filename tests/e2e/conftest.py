@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -79,6 +80,24 @@ class Gateway:
             body["models"] = models
         key = self.admin("POST", "/keys", json=body)
         return key["id"], key["secret"]
+
+    def cli(self, *args: str, check: bool = True) -> Any:
+        """Run a `spendgate` admin command against this server with `--json`; its parsed output."""
+        done = self.cli_run(*args, "--json", check=check)
+        return json.loads(done.stdout)
+
+    def cli_run(
+        self, *args: str, token: str = ADMIN_TOKEN, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "SPENDGATE_ADMIN_TOKEN": token}
+        return subprocess.run(
+            [*SPENDGATE, *args, "--url", self.url],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=check,
+        )
 
     def usage(self, scope: str) -> Any:
         return self.admin("GET", "/usage", params={"scope": scope})

@@ -5,14 +5,12 @@ process killed in the middle of a burst."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import signal
 import subprocess
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import httpx
 from openai import AsyncOpenAI, OpenAI
@@ -20,7 +18,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from sqlalchemy import create_engine, text
 
 from spendgate.domain.money import usd_to_nanos
-from tests.e2e.conftest import ADMIN_TOKEN, SPENDGATE, Gateway, free_port, start_gateway, stop, wait_until_up
+from tests.e2e.conftest import SPENDGATE, Gateway, free_port, start_gateway, stop, wait_until_up
 
 CHAT: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
 
@@ -103,17 +101,7 @@ def test_config_routes_models_and_the_price_file_prices_them(tmp_path: Path, ups
 
 
 def test_cli_drives_the_admin_api(gateway: Gateway) -> None:
-    def cli(*args: str) -> Any:
-        done = subprocess.run(
-            [*SPENDGATE, *args, "--url", gateway.url, "--json"],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "SPENDGATE_ADMIN_TOKEN": ADMIN_TOKEN},
-            timeout=60,
-            check=True,
-        )
-        return json.loads(done.stdout)
-
+    cli = gateway.cli
     org = cli("orgs", "create", "Cli Co", "--timezone", "Asia/Shanghai")
     project = cli("projects", "create", org["id"], "web")
     key = cli("keys", "create", project["id"], "--name", "ci", "--models", "gpt-4o-mini,o3-mini")
@@ -131,13 +119,7 @@ def test_cli_drives_the_admin_api(gateway: Gateway) -> None:
     assert cli("keys", "revoke", key["id"])["revoked_at"] is not None
     assert any(o["id"] == org["id"] for o in cli("orgs", "list"))
 
-    denied = subprocess.run(
-        [*SPENDGATE, "orgs", "list", "--url", gateway.url],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "SPENDGATE_ADMIN_TOKEN": "wrong"},
-        timeout=60,
-    )
+    denied = gateway.cli_run("orgs", "list", token="wrong")
     assert denied.returncode == 1 and "401" in denied.stdout
 
 
@@ -233,19 +215,7 @@ def test_sigterm_drains_in_flight_calls(tmp_path: Path, upstream_url: str) -> No
 def test_the_test_clock_moves_metering_time(tmp_path: Path, upstream_url: str) -> None:
     gw = start_gateway(tmp_path, upstream_url, "--test-clock")
     try:
-        env = {**os.environ, "SPENDGATE_ADMIN_TOKEN": ADMIN_TOKEN}
-
-        def cli(*args: str) -> Any:
-            done = subprocess.run(
-                [*SPENDGATE, *args, "--url", gw.url, "--json"],
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=60,
-                check=True,
-            )
-            return json.loads(done.stdout)
-
+        cli = gw.cli
         assert cli("clock", "set", "2026-01-31T23:00:00+00:00")["now"].startswith("2026-01-31T23:00")
         key_id, secret = gw.new_key()
         client = OpenAI(base_url=gw.v1, api_key=secret, max_retries=0)
@@ -260,11 +230,5 @@ def test_the_test_clock_moves_metering_time(tmp_path: Path, upstream_url: str) -
 
 
 def test_the_clock_cannot_move_without_test_clock(gateway: Gateway) -> None:
-    done = subprocess.run(
-        [*SPENDGATE, "clock", "advance", "1d", "--url", gateway.url],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "SPENDGATE_ADMIN_TOKEN": ADMIN_TOKEN},
-        timeout=60,
-    )
+    done = gateway.cli_run("clock", "advance", "1d")
     assert done.returncode == 1 and "--test-clock" in done.stdout

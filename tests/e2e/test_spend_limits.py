@@ -135,26 +135,9 @@ def test_the_tightest_of_key_project_and_org_limits_wins(slow_gateway: Gateway) 
 
 
 def test_limits_from_the_cli_and_the_usage_standing(slow_gateway: Gateway, tmp_path: Path) -> None:
-    import json
-    import os
-
-    from tests.e2e.conftest import ADMIN_TOKEN
-
     gateway = slow_gateway
     ids = scopes_of(gateway)
-    env = {**os.environ, "SPENDGATE_ADMIN_TOKEN": ADMIN_TOKEN}
-
-    def cli(*args: str) -> Any:
-        done = subprocess.run(
-            [*SPENDGATE, *args, "--url", gateway.url, "--json"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=True,
-        )
-        return json.loads(done.stdout)
-
+    cli = gateway.cli
     limit = cli(
         "limits",
         "set",
@@ -176,11 +159,5 @@ def test_limits_from_the_cli_and_the_usage_standing(slow_gateway: Gateway, tmp_p
     assert cli("usage", f"key:{ids['key']}")["limits"] == []  # the limit is on the project
     cli("limits", "remove", f"project:{ids['project']}", "--period", "week")
     assert cli("limits", "list", f"project:{ids['project']}") == []
-    bad = subprocess.run(
-        [*SPENDGATE, "limits", "set", "team:x", "--hard", "1", "--url", gateway.url],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    bad = gateway.cli_run("limits", "set", "team:x", "--hard", "1")
     assert bad.returncode == 1 and "org:ID" in bad.stdout

@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from spendgate.entrypoints.admin_client import AdminClient, AdminError
 from spendgate.entrypoints.cli_alerts import alerts_app
+from spendgate.entrypoints.cli_common import DEFAULT_URL, AsJson, Token, Url, admin, console, emit, run
 
 app = typer.Typer(
     help="spendgate: a metering, spend-limiting billing gateway for OpenAI-compatible APIs.",
@@ -34,20 +34,6 @@ app.add_typer(clock_app, name="clock")
 app.add_typer(limits_app, name="limits")
 app.add_typer(alerts_app, name="alerts")
 
-console = Console()
-
-Url = Annotated[str, typer.Option("--url", envvar="SPENDGATE_URL", help="The spendgate server.")]
-Token = Annotated[
-    str | None,
-    typer.Option(
-        "--token",
-        envvar="SPENDGATE_ADMIN_TOKEN",
-        show_default=False,
-        help="Admin token (default: $SPENDGATE_ADMIN_TOKEN).",
-    ),
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_DB = "sqlite:///spendgate.db"
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
 
@@ -154,37 +140,6 @@ def simulate_upstream(
 # admin commands
 
 
-def _admin(url: str, token: str | None) -> AdminClient:
-    return AdminClient(url, token)
-
-
-def _run(action: Any) -> Any:
-    try:
-        return action()
-    except AdminError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-
-
-def _emit(data: Any, as_json: bool, columns: list[str], title: str | None = None) -> None:
-    if as_json:
-        typer.echo(json.dumps(data, indent=2))
-        return
-    rows = data if isinstance(data, list) else [data]
-    table = Table(*columns, title=title)
-    for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in columns))
-    console.print(table)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return str(value)
-
-
 @orgs_app.command("create")
 def orgs_create(
     name: str,
@@ -194,16 +149,16 @@ def orgs_create(
     as_json: AsJson = False,
 ) -> None:
     """Create an org (a billing account)."""
-    with _admin(url, token) as client:
-        org = _run(lambda: client.post("/orgs", {"name": name, "timezone": timezone}))
-    _emit(org, as_json, ["id", "name", "timezone", "created_at"])
+    with admin(url, token) as client:
+        org = run(lambda: client.post("/orgs", {"name": name, "timezone": timezone}))
+    emit(org, as_json, ["id", "name", "timezone", "created_at"])
 
 
 @orgs_app.command("list")
 def orgs_list(url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False) -> None:
     """List orgs."""
-    with _admin(url, token) as client:
-        _emit(_run(lambda: client.get("/orgs")), as_json, ["id", "name", "timezone", "created_at"])
+    with admin(url, token) as client:
+        emit(run(lambda: client.get("/orgs")), as_json, ["id", "name", "timezone", "created_at"])
 
 
 @projects_app.command("create")
@@ -211,9 +166,9 @@ def projects_create(
     org: str, name: str, url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False
 ) -> None:
     """Create a project in ORG."""
-    with _admin(url, token) as client:
-        project = _run(lambda: client.post("/projects", {"org_id": org, "name": name}))
-    _emit(project, as_json, ["id", "org_id", "name", "created_at"])
+    with admin(url, token) as client:
+        project = run(lambda: client.post("/projects", {"org_id": org, "name": name}))
+    emit(project, as_json, ["id", "org_id", "name", "created_at"])
 
 
 @projects_app.command("list")
@@ -224,9 +179,9 @@ def projects_list(
     as_json: AsJson = False,
 ) -> None:
     """List projects, of one ORG or all."""
-    with _admin(url, token) as client:
-        _emit(
-            _run(lambda: client.get("/projects", org_id=org)), as_json, ["id", "org_id", "name", "created_at"]
+    with admin(url, token) as client:
+        emit(
+            run(lambda: client.get("/projects", org_id=org)), as_json, ["id", "org_id", "name", "created_at"]
         )
 
 
@@ -245,12 +200,12 @@ def keys_create(
     body: dict[str, Any] = {"project_id": project, "name": name}
     if models is not None:
         body["models"] = [m.strip() for m in models.split(",") if m.strip()]
-    with _admin(url, token) as client:
-        key = _run(lambda: client.post("/keys", body))
+    with admin(url, token) as client:
+        key = run(lambda: client.post("/keys", body))
     if as_json:
         typer.echo(json.dumps(key, indent=2))
         return
-    _emit(key, False, ["id", "project_id", "name", "models"])
+    emit(key, False, ["id", "project_id", "name", "models"])
     console.print(f"secret (shown once, store it now): [bold]{key['secret']}[/bold]", soft_wrap=True)
 
 
@@ -262,9 +217,9 @@ def keys_list(
     as_json: AsJson = False,
 ) -> None:
     """List keys, of one PROJECT or all (secrets are never shown again)."""
-    with _admin(url, token) as client:
-        _emit(
-            _run(lambda: client.get("/keys", project_id=project)),
+    with admin(url, token) as client:
+        emit(
+            run(lambda: client.get("/keys", project_id=project)),
             as_json,
             ["id", "project_id", "name", "prefix", "models", "revoked_at"],
         )
@@ -273,8 +228,8 @@ def keys_list(
 @keys_app.command("revoke")
 def keys_revoke(key: str, url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False) -> None:
     """Revoke KEY (by id); calls with it are refused at once."""
-    with _admin(url, token) as client:
-        _emit(_run(lambda: client.post(f"/keys/{key}/revoke")), as_json, ["id", "name", "revoked_at"])
+    with admin(url, token) as client:
+        emit(run(lambda: client.post(f"/keys/{key}/revoke")), as_json, ["id", "name", "revoked_at"])
 
 
 class By(StrEnum):
@@ -297,8 +252,8 @@ def usage(
     as_json: AsJson = False,
 ) -> None:
     """Requests, tokens and cost: by default the current calendar month in the org's time zone."""
-    with _admin(url, token) as client:
-        report = _run(
+    with admin(url, token) as client:
+        report = run(
             lambda: client.get("/usage", scope=scope, since=since, until=until, by=by.value if by else None)
         )
     if as_json:
@@ -358,8 +313,8 @@ def limits_set(
         "hard_usd": hard,
         "alert_shares": shares,
     }
-    with _admin(url, token) as client:
-        limit = _run(lambda: client.post("/limits", body))
+    with admin(url, token) as client:
+        limit = run(lambda: client.post("/limits", body))
     if as_json:
         typer.echo(json.dumps(limit, indent=2))
         return
@@ -374,8 +329,8 @@ def limits_list(
     as_json: AsJson = False,
 ) -> None:
     """Limits with what is spent, held and left in their current periods, and the forecast."""
-    with _admin(url, token) as client:
-        limits = _run(lambda: client.get("/limits", scope=scope))
+    with admin(url, token) as client:
+        limits = run(lambda: client.get("/limits", scope=scope))
     if as_json:
         typer.echo(json.dumps(limits, indent=2))
         return
@@ -391,8 +346,8 @@ def limits_remove(
     as_json: AsJson = False,
 ) -> None:
     """Remove SCOPE's limit for a period."""
-    with _admin(url, token) as client:
-        _run(lambda: client.delete("/limits", scope=scope, period=period.value))
+    with admin(url, token) as client:
+        run(lambda: client.delete("/limits", scope=scope, period=period.value))
     if as_json:
         typer.echo(json.dumps({"removed": {"scope": scope, "period": period.value}}))
     else:
@@ -437,10 +392,8 @@ def clock_set(when: str, url: Url = DEFAULT_URL, token: Token = None, as_json: A
     except ValueError:
         console.print(f"[red]error:[/red] {when!r} is not an ISO 8601 time")
         raise typer.Exit(2) from None
-    with _admin(url, token) as client:
-        _emit(
-            _run(lambda: client.post("/clock", {"set": moment.isoformat()})), as_json, ["now", "test_clock"]
-        )
+    with admin(url, token) as client:
+        emit(run(lambda: client.post("/clock", {"set": moment.isoformat()})), as_json, ["now", "test_clock"])
 
 
 @clock_app.command("advance")
@@ -453,10 +406,8 @@ def clock_advance(
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    with _admin(url, token) as client:
-        _emit(
-            _run(lambda: client.post("/clock", {"advance_seconds": seconds})), as_json, ["now", "test_clock"]
-        )
+    with admin(url, token) as client:
+        emit(run(lambda: client.post("/clock", {"advance_seconds": seconds})), as_json, ["now", "test_clock"])
 
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")

@@ -6,51 +6,14 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from spendgate.entrypoints.admin_client import AdminClient, AdminError
+from spendgate.entrypoints.cli_common import DEFAULT_URL, AsJson, Token, Url, admin, console, emit, run
 
 alerts_app = typer.Typer(help="Spend alerts: where they go (channels) and what fired.", no_args_is_help=True)
 channels_app = typer.Typer(help="Alert channels of an org: webhooks and e-mail.", no_args_is_help=True)
 alerts_app.add_typer(channels_app, name="channels")
 
-console = Console()
-
-# The same options as the other admin commands (cli.py); duplicated here to avoid an import cycle.
-Url = Annotated[str, typer.Option("--url", envvar="SPENDGATE_URL", help="The spendgate server.")]
-Token = Annotated[
-    str | None,
-    typer.Option(
-        "--token",
-        envvar="SPENDGATE_ADMIN_TOKEN",
-        show_default=False,
-        help="Admin token (default: $SPENDGATE_ADMIN_TOKEN).",
-    ),
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-DEFAULT_URL = "http://127.0.0.1:8080"
-
 _CHANNEL_COLUMNS = ["id", "org_id", "kind", "target", "enabled", "created_at"]
-
-
-def _admin(url: str, token: str | None) -> AdminClient:
-    return AdminClient(url, token)
-
-
-def _run(action: Any) -> Any:
-    try:
-        return action()
-    except AdminError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-
-
-def _table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> None:
-    table = Table(*columns, title=title)
-    for row in rows:
-        table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in columns))
-    console.print(table)
 
 
 @channels_app.command("add")
@@ -80,12 +43,12 @@ def channels_add(
             "target": email,
         }
     )
-    with _admin(url, token) as client:
-        channel = _run(lambda: client.post("/alert-channels", body))
+    with admin(url, token) as client:
+        channel = run(lambda: client.post("/alert-channels", body))
     if as_json:
         typer.echo(json.dumps(channel, indent=2))
         return
-    _table([channel], _CHANNEL_COLUMNS)
+    emit([channel], False, _CHANNEL_COLUMNS)
     if channel.get("secret"):
         console.print(
             f"signing secret (shown once, store it now): [bold]{channel['secret']}[/bold]\n"
@@ -103,12 +66,12 @@ def channels_list(
     as_json: AsJson = False,
 ) -> None:
     """List alert channels, of one ORG or all."""
-    with _admin(url, token) as client:
-        channels = _run(lambda: client.get("/alert-channels", org_id=org))
+    with admin(url, token) as client:
+        channels = run(lambda: client.get("/alert-channels", org_id=org))
     if as_json:
         typer.echo(json.dumps(channels, indent=2))
         return
-    _table(channels, _CHANNEL_COLUMNS)
+    emit(channels, False, _CHANNEL_COLUMNS)
 
 
 @channels_app.command("disable")
@@ -116,12 +79,12 @@ def channels_disable(
     channel: str, url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False
 ) -> None:
     """Stop sending alerts to CHANNEL (by id)."""
-    with _admin(url, token) as client:
-        disabled = _run(lambda: client.post(f"/alert-channels/{channel}/disable"))
+    with admin(url, token) as client:
+        disabled = run(lambda: client.post(f"/alert-channels/{channel}/disable"))
     if as_json:
         typer.echo(json.dumps(disabled, indent=2))
         return
-    _table([disabled], [*_CHANNEL_COLUMNS, "disabled_at"])
+    emit([disabled], False, [*_CHANNEL_COLUMNS, "disabled_at"])
 
 
 @alerts_app.command("list")
@@ -133,8 +96,8 @@ def alerts_list(
     as_json: AsJson = False,
 ) -> None:
     """Alerts that fired, newest first, with how each delivery went."""
-    with _admin(url, token) as client:
-        alerts = _run(lambda: client.get("/alerts", org_id=org, limit=limit))
+    with admin(url, token) as client:
+        alerts = run(lambda: client.get("/alerts", org_id=org, limit=limit))
     if as_json:
         typer.echo(json.dumps(alerts, indent=2))
         return
@@ -148,7 +111,7 @@ def alerts_list(
         }
         for a in alerts
     ]
-    _table(rows, ["created_at", "scope", "period", "alert", "deliveries"])
+    emit(rows, False, ["created_at", "scope", "period", "alert", "deliveries"])
 
 
 def _deliveries(deliveries: list[dict[str, Any]]) -> str:
