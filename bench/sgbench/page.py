@@ -3,10 +3,11 @@ tables."""
 
 from __future__ import annotations
 
+from sgbench.burst import ADMITS, CALLS, MAX_TOKENS, PROBE_CALLS, UPSTREAM_DELAY_MS, BurstReport, dollars
 from sgbench.machine import Machine
 from sgbench.suite import Placement, SuiteResult, plan
-from sgbench.tables import RATIO_TARGET, TableData, all_tables
-from sgbench.targets import BASELINE_SPENDGATE, SPENDGATE_VARIANTS
+from sgbench.tables import RATIO_TARGET, RESERVATIONS_TITLE, TableData, all_tables, burst_table
+from sgbench.targets import BASELINE_SPENDGATE, LIMITED_SPENDGATE, SPENDGATE_VARIANTS
 
 MIB = 1024
 
@@ -63,7 +64,8 @@ def _variant_lines(suite: SuiteResult, seconds: int) -> list[str]:
     if BASELINE_SPENDGATE not in suite.spendgates:
         return []
     lines = []
-    for name in (x for x in suite.spendgates if x != BASELINE_SPENDGATE):
+    # spendgate-limited against spendgate is the cost of reservations: a bullet of its own
+    for name in (x for x in suite.spendgates if x not in (BASELINE_SPENDGATE, LIMITED_SPENDGATE)):
         p50, rps, cpu = [], [], []
         for load in plan(seconds):
             variant, base = suite.find(name, load), suite.find(BASELINE_SPENDGATE, load)
@@ -88,9 +90,85 @@ def _variant_lines(suite: SuiteResult, seconds: int) -> list[str]:
     return lines
 
 
-def summary_lines(suite: SuiteResult, seconds: int) -> list[str]:
+def _reservation_lines(suite: SuiteResult, seconds: int) -> list[str]:
+    """spendgate-limited against spendgate: what reserving on three scopes costs per call."""
+    rps, p50, p99, cpu, cpu_added = [], [], [], [], []
+    for load in plan(seconds):
+        limited, base = suite.find(LIMITED_SPENDGATE, load), suite.find(BASELINE_SPENDGATE, load)
+        if limited is None or base is None:
+            continue
+        lim, ref = limited.result, base.result
+        where = f"{load.mode} c={load.connections}"
+        if ref.rps:
+            rps.append(f"{where} {lim.rps / ref.rps:.2f}")
+        p50.append(f"{where} {lim.p50_ms - ref.p50_ms:+.2f}")
+        p99.append(f"{where} {lim.p99_ms - ref.p99_ms:+.2f}")
+        if base.cpu_ms_per_request:
+            cpu.append(f"{where} {limited.cpu_ms_per_request / base.cpu_ms_per_request:.2f}")
+        cpu_added.append(f"{where} {limited.cpu_ms_per_request - base.cpu_ms_per_request:+.3f}")
+    if not p50:
+        return []
+    return [
+        f"- Cost of reservations ({LIMITED_SPENDGATE}: a monthly hard limit on key, project and org, so "
+        f"every call reserves on three scopes, against {BASELINE_SPENDGATE} without limits, same process, "
+        f"same rows; see *{RESERVATIONS_TITLE}*): req/s ÷ no limits {', '.join(rps)}; added p50 ms "
+        f"{', '.join(p50)}; added p99 ms {', '.join(p99)}; CPU ms/req ÷ no limits {', '.join(cpu)} "
+        f"(added CPU ms/req {', '.join(cpu_added)})."
+    ]
+
+
+def _limits_after_lines(suite: SuiteResult) -> list[str]:
+    lines = []
+    for name, standings in suite.limits.items():
+        settled = all(st.reserved_nanos == 0 for st in standings)
+        matches = all(st.spent_nanos == st.usage_cost_nanos for st in standings)
+        kinds = ", ".join(st.scope.split(":")[0] for st in standings)
+        lines.append(
+            f"- Limits after the load, {name} ({kinds}): reserved_nanos "
+            + ("0 on every one" if settled else "**NOT 0**")
+            + "; spent "
+            + ("equals the metered cost on every one" if matches else "**differs from the metered cost**")
+            + " (see *Spend limits after the load*)."
+        )
+    return lines
+
+
+def burst_lines(report: BurstReport) -> list[str]:
+    runs = report.runs
+    if not runs:
+        return []
+    all_429 = all(r.bad_refusals == 0 and not r.failed for r in runs)
+    room = [r.room_below_worst_case for r in runs]
+    return [
+        f"- Spend limit under a burst ({CALLS} concurrent calls through the openai SDK on a key whose hard "
+        f"limit is {ADMITS} × one call's cost, {dollars(runs[0].limit_nanos)}; {len(runs)} bursts, see "
+        f"*Spend limits under a burst*): overspend "
+        + ", ".join(dollars(r.overspend_nanos) if r.overspend_nanos else "0" for r in runs)
+        + "; utilisation "
+        + ", ".join(f"{r.utilisation:.1%}" for r in runs)
+        + "; answered "
+        + ", ".join(str(r.answered) for r in runs)
+        + ", refused "
+        + ", ".join(str(r.refused) for r in runs)
+        + (
+            " (every refusal a 429 spend_limit_exceeded)"
+            if all_429
+            else " (**some not 429 spend_limit_exceeded**)"
+        )
+        + "; room left < one call's worst case: "
+        + ("yes in every burst" if all(room) else ", ".join("yes" if x else "**NO**" for x in room))
+        + "; wall "
+        + ", ".join(f"{r.wall_s:.2f} s" for r in runs)
+        + "."
+    ]
+
+
+def summary_lines(suite: SuiteResult, seconds: int, burst: BurstReport | None = None) -> list[str]:
     """The headline numbers as bullets; a part whose targets were not run is left out."""
     lines = _ratio_lines(suite, seconds) + _latency_lines(suite, seconds) + _variant_lines(suite, seconds)
+    lines += _reservation_lines(suite, seconds) + _limits_after_lines(suite)
+    if burst is not None:
+        lines += burst_lines(burst)
     for name in suite.spendgates:
         record = suite.memory.get(name)
         if record and record.after_load:
@@ -101,7 +179,8 @@ def summary_lines(suite: SuiteResult, seconds: int) -> list[str]:
             )
     for name, total in suite.metering_totals.items():
         lines.append(
-            f"- Metering, {name}: `GET /admin/v1/usage` counted {total.usage:,} requests; wrk and the "
+            f"- Metering, {name}: `GET /admin/v1/usage?scope=key:ID` for its key counted {total.usage:,} "
+            "requests; wrk and the "
             f"readiness checks got {total.wrk_ok:,} 2xx answers from it (see *Metering*)."
         )
     dirty = (m for m in suite.measurements if not m.clean)
@@ -134,32 +213,75 @@ def targets_text(suite: SuiteResult) -> str:
     lines = [
         "Targets:",
         "",
-        "- `direct`: the simulated upstream itself (`spendgate simulate-upstream`).",
-        "- `bare`: `bench/bare_proxy.py`, a pass-through proxy on spendgate's stack (Starlette, uvicorn with "
-        "uvloop and httptools, one pooled aiohttp session) with no metering.",
     ]
-    lines += [
-        f"- `{name}`: `spendgate serve` with {SPENDGATE_VARIANTS[name].label}; on a fresh SQLite file of "
-        "its own, with an org, project and key made through its admin API."
-        for name in suite.spendgates
-    ]
+    if "direct" in suite.targets:
+        lines.append("- `direct`: the simulated upstream itself (`spendgate simulate-upstream`).")
+    if "bare" in suite.targets:
+        lines.append(
+            "- `bare`: `bench/bare_proxy.py`, a pass-through proxy on spendgate's stack (Starlette, uvicorn "
+            "with uvloop and httptools, one pooled aiohttp session) with no metering."
+        )
+    for name in suite.spendgates:
+        variant = SPENDGATE_VARIANTS[name]
+        if variant.same_process_as is None:
+            lines.append(
+                f"- `{name}`: `spendgate serve` with {variant.label}; on a fresh SQLite file of its own, "
+                "with an org, project and key made through its admin API."
+            )
+        else:
+            started = "" if variant.same_process_as in suite.targets else (
+                f" (`{variant.same_process_as}` was not asked for: its process was started for this target)"
+            )  # fmt: skip
+            lines.append(
+                f"- `{name}`: {variant.label}; org, project, key and limits made through the admin API"
+                f"{started}."
+            )
     lines += ["", "Every proxy forwards to the same simulator."]
     return "\n".join(lines)
 
 
-def method_text(seconds: int, warmup: int) -> str:
+def method_text(seconds: int, warmup: int, burst: bool) -> str:
+    after = (
+        " After the rows, on processes of their own: the spend-limit bursts (*Spend limits under a burst*)."
+        if burst
+        else ""
+    )
     return (
         f"Each row: a {warmup} s warm-up (not counted), then {seconds} s of wrk with `bench/chat.lua`, which "
         "POSTs one short chat completion (one user message of about 20 words, `max_tokens: 16`, model "
         "`gpt-4o-mini`) per request; `stream` rows ask for SSE with `stream_options.include_usage`. "
         "Concurrency 1 is `wrk -t1 -c1`, 64 is `wrk -t2 -c64`. Latency is wrk's, to the last byte of the "
         "response (for streams, the whole stream). Rows are interleaved: each (mode, concurrency) runs "
-        "against every target before the next, so that noise on the shared machine hits them alike."
+        "against every target before the next, so that noise on the shared machine hits them alike." + after
+    )
+
+
+def burst_text() -> str:
+    return (
+        f"After the wrk rows, apart from them: a simulator of its own that takes {UPSTREAM_DELAY_MS} ms per "
+        f"call (`spendgate simulate-upstream --delay-ms {UPSTREAM_DELAY_MS}`) and a `spendgate serve` of its "
+        "own in front of it (fresh SQLite file, default settings). A probe key makes "
+        f"{PROBE_CALLS} calls; one call's actual cost is the largest `cost_nanos` of their usage events "
+        "(`GET /admin/v1/usage/events/{x-request-id}`). Then, for each burst, a fresh org, project and key "
+        f"with a monthly hard limit of {ADMITS} × that cost on the key, and {CALLS} calls fired at once "
+        "with the official `openai` SDK (`AsyncOpenAI`, `max_retries=0`): short distinct prompts, "
+        f"`max_tokens={MAX_TOKENS}`, every third call streamed. spendgate reserves each call's worst case "
+        "(its prompt bounded by the request's bytes, its output by max_tokens) before forwarding it, so "
+        "a call is admitted only if spent + held + its worst case fits the limit; a call that fits the "
+        "limit but not beside others' holds waits for them to settle, and is refused (429) only when "
+        "what is already spent leaves no room for its worst case. Hence the limit can never be passed "
+        "and the room left at the end is less than one worst case."
     )
 
 
 def render_markdown(
-    machine: Machine, command: str, seconds: int, warmup: int, placement: Placement, suite: SuiteResult
+    machine: Machine,
+    command: str,
+    seconds: int,
+    warmup: int,
+    placement: Placement,
+    suite: SuiteResult,
+    burst: BurstReport | None = None,
 ) -> str:
     parts = [
         "# Benchmarks",
@@ -169,7 +291,7 @@ def render_markdown(
         "",
         "## Summary",
         "",
-        *summary_lines(suite, seconds),
+        *summary_lines(suite, seconds, burst),
         "",
         "## Machine",
         "",
@@ -184,7 +306,7 @@ def render_markdown(
         command,
         "```",
         "",
-        method_text(seconds, warmup),
+        method_text(seconds, warmup, burst is not None),
         "",
         targets_text(suite),
         "",
@@ -194,4 +316,10 @@ def render_markdown(
         "",
     ]
     tables = "\n".join(markdown_table(t) for t in all_tables(suite, seconds))
+    if burst is not None:
+        table = burst_table(burst)
+        note = burst_text() + "\n\n" + table.note
+        tables += "\n" + markdown_table(TableData(table.title, table.headers, table.rows, note))
+    else:
+        tables += "\n## Spend limits under a burst\n\nNot run (`--no-burst`).\n"
     return "\n".join(parts) + "\n" + tables

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sgbench.procs import Memory, cpu_seconds, memory
-from sgbench.targets import Target, is_spendgate, settled_usage
+from sgbench.targets import LimitStanding, Target, is_spendgate, limit_standings, settled_usage
 from sgbench.wrk import Load, WrkResult, run_wrk
 
 CONCURRENCIES = (1, 64)
@@ -76,7 +76,9 @@ class SuiteResult:
     measurements: list[Measurement] = field(default_factory=list)
     metering: list[MeteringRow] = field(default_factory=list)
     metering_totals: dict[str, MeteringTotal] = field(default_factory=dict)
-    memory: dict[str, MemoryRecord] = field(default_factory=dict)
+    memory: dict[str, MemoryRecord] = field(default_factory=dict)  # one per server process
+    shared: dict[str, str] = field(default_factory=dict)  # target -> the target whose process it runs on
+    limits: dict[str, list[LimitStanding]] = field(default_factory=dict)  # after the load, per target
 
     @property
     def spendgates(self) -> list[str]:
@@ -102,13 +104,18 @@ def run_suite(
 ) -> SuiteResult:
     """`checked_ok`: 2xx answers each target already gave (readiness checks); `step` is told before each
     wrk run and advances the progress display."""
-    suite = SuiteResult(
-        targets=[t.name for t in targets], memory={t.name: MemoryRecord(memory(t.child.pid)) for t in targets}
-    )
+    suite = SuiteResult(targets=[t.name for t in targets])
+    first_on: dict[int, str] = {}  # pid -> the first target on that process
+    for t in targets:
+        if t.child.pid in first_on:
+            suite.shared[t.name] = first_on[t.child.pid]
+        else:
+            first_on[t.child.pid] = t.name
+            suite.memory[t.name] = MemoryRecord(memory(t.child.pid))
     spendgates = [t for t in targets if is_spendgate(t.name)]
     for sg in spendgates:
         ok = checked_ok.get(sg.name, 0)
-        suite.metering_totals[sg.name] = MeteringTotal(settled_usage(sg.base_url, ok), ok)
+        suite.metering_totals[sg.name] = MeteringTotal(settled_usage(sg.base_url, sg.usage_scope, ok), ok)
     width = max(len(t.name) for t in targets)
     for load in plan(seconds):
         row_ok: dict[str, int] = {}
@@ -128,11 +135,14 @@ def run_suite(
         for sg in spendgates:
             total = suite.metering_totals[sg.name]
             total.wrk_ok += row_ok[sg.name]
-            usage_after = settled_usage(sg.base_url, total.wrk_ok)
+            usage_after = settled_usage(sg.base_url, sg.usage_scope, total.wrk_ok)
             suite.metering.append(
                 MeteringRow(sg.name, load, row_ok[sg.name], usage_after - total.usage, 2 * load.connections)
             )
             total.usage = usage_after
     for target in targets:
-        suite.memory[target.name].after_load = memory(target.child.pid)
+        if target.name in suite.memory:
+            suite.memory[target.name].after_load = memory(target.child.pid)
+        if target.limit_scopes:
+            suite.limits[target.name] = limit_standings(target.base_url, target.limit_scopes)
     return suite

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sgbench.burst import ADMITS, CALLS, BurstReport, dollars
 from sgbench.procs import Memory
 from sgbench.suite import Measurement, SuiteResult, plan
-from sgbench.targets import SPENDGATE_VARIANTS
+from sgbench.targets import BASELINE_SPENDGATE, LIMITED_SPENDGATE, SPENDGATE_VARIANTS
 from sgbench.wrk import Load, WrkResult
 
 RATIO_TARGET = 0.5
@@ -131,8 +132,10 @@ def memory_table(suite: SuiteResult) -> TableData:
     for name, record in suite.memory.items():
         start, after = record.after_start, record.after_load
         last: Memory = after or start
+        host = SPENDGATE_VARIANTS[name].same_process_as if name in SPENDGATE_VARIANTS else None
+        label = f"{name} (the {host} process)" if host else name
         rows.append([
-            name, _mib(start.rss_kib), _mib(after.rss_kib) if after else "–", _mib(last.hwm_kib),
+            label, _mib(start.rss_kib), _mib(after.rss_kib) if after else "–", _mib(last.hwm_kib),
             str(last.threads),
         ])  # fmt: skip
     headers = ["process", "RSS after start (MiB)", "RSS after load (MiB)", "peak RSS, VmHWM (MiB)", "threads"]
@@ -140,6 +143,9 @@ def memory_table(suite: SuiteResult) -> TableData:
         "From /proc/PID/status of each server process (one process each, no workers). `after start` is read "
         "once the servers answer and each spendgate target's org, project and key exist; `after load`, "
         "after every run."
+    )
+    note += "".join(
+        f" `{name}` runs in the `{host}` process: see its row." for name, host in suite.shared.items()
     )
     return TableData("Memory", headers, rows, note)
 
@@ -174,19 +180,149 @@ def metering_table(suite: SuiteResult) -> TableData:
         "target", "mode", "conc", "wrk 2xx", "cut off by wrk", "usage requests", "usage − wrk 2xx", "check",
     ]  # fmt: skip
     note = (
-        "Each spendgate target meters into its own database and is checked on its own. `wrk 2xx` counts "
-        "the warm-up and the measured run of the row; `usage requests` is the growth of "
-        "`totals.requests` from the target's `GET /admin/v1/usage` over the row, read once it stops "
-        "changing. wrk keeps one request in flight per connection and drops it when it stops, so each wrk "
-        "run leaves up to `conc` requests that spendgate answered (or was answering) but wrk never counted: "
-        "spendgate may meter those, so usage can exceed wrk's 2xx by up to `cut off by wrk`. The **all** "
-        "line is the target's final total against every 2xx it gave, including the two readiness requests."
+        "Each spendgate target is checked on its own key: `wrk 2xx` counts the warm-up and the measured run "
+        "of the row; `usage requests` is the growth of `totals.requests` from "
+        "`GET /admin/v1/usage?scope=key:ID` for the target's key over the row, read once it stops "
+        "changing (so `spendgate-limited`, which shares `spendgate`'s process and database, is counted "
+        "apart from it). wrk keeps one request in flight per connection and drops it when it stops, so "
+        "each wrk run leaves up to `conc` requests that spendgate answered (or was answering) but wrk "
+        "never counted: spendgate may meter those, so usage can exceed wrk's 2xx by up to "
+        "`cut off by wrk`. The **all** line is the target's final total against every 2xx it gave, "
+        "including the two readiness requests."
     )
     return TableData("Metering", headers, rows, note)
+
+
+RESERVATIONS_TITLE = f"Cost of reservations: {LIMITED_SPENDGATE} against {BASELINE_SPENDGATE}"
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "–"
+
+
+def _added(value: float, than: float, *measurements: Measurement) -> str:
+    return _marked(f"{value - than:+.2f}", *measurements)
+
+
+def reservation_cost_table(suite: SuiteResult, loads: list[Load]) -> TableData:
+    """spendgate-limited (every call reserves on key, project and org) against spendgate (no limits):
+    the same process, the same database, the same rows."""
+    rows = []
+    for load in loads:
+        limited, base = suite.find(LIMITED_SPENDGATE, load), suite.find(BASELINE_SPENDGATE, load)
+        if limited is None or base is None:
+            continue
+        lim, ref = limited.result, base.result
+        rows.append([
+            load.mode, str(load.connections),
+            f"{ref.rps:,.0f}", f"{lim.rps:,.0f}", _marked(_ratio(lim.rps, ref.rps), limited, base),
+            f"{ref.p50_ms:.2f}", f"{lim.p50_ms:.2f}", _added(lim.p50_ms, ref.p50_ms, limited, base),
+            f"{ref.p99_ms:.2f}", f"{lim.p99_ms:.2f}", _added(lim.p99_ms, ref.p99_ms, limited, base),
+            f"{base.cpu_ms_per_request:.3f}", f"{limited.cpu_ms_per_request:.3f}",
+            _ratio(limited.cpu_ms_per_request, base.cpu_ms_per_request),
+            f"{limited.cpu_ms_per_request - base.cpu_ms_per_request:+.3f}",
+        ])  # fmt: skip
+    b, lt = "no limits", "limited"
+    headers = [
+        "mode", "conc", f"req/s {b}", f"req/s {lt}", "req/s ratio", f"p50 ms {b}", f"p50 ms {lt}",
+        "added p50 ms", f"p99 ms {b}", f"p99 ms {lt}", "added p99 ms", f"CPU ms/req {b}",
+        f"CPU ms/req {lt}", "CPU ratio", "added CPU ms/req",
+    ]  # fmt: skip
+    note = (
+        f"What spend limits cost a call. `{b}`: `{BASELINE_SPENDGATE}`, a key whose key, project and org "
+        f"have no limit. `{lt}`: `{LIMITED_SPENDGATE}`, a second key on the same `spendgate` process and "
+        "database whose key, project and org each have a monthly hard limit of $1,000,000 (never reached, "
+        "so nothing is refused): every call reserves its worst-case cost on the three scopes before it is "
+        "forwarded and settles after. Both are measured in the same rows, one after the other; the "
+        "process serves one target at a time, so its CPU time per run belongs to the target loaded. "
+        "`req/s ratio` and `CPU ratio` are limited ÷ no limits; `added` columns are limited − no limits."
+    )
+    return TableData(RESERVATIONS_TITLE, headers, rows, note)
+
+
+def limits_after_table(suite: SuiteResult) -> TableData:
+    rows = []
+    for name, standings in suite.limits.items():
+        for st in standings:
+            settled = st.reserved_nanos == 0
+            matches = st.spent_nanos == st.usage_cost_nanos
+            check = "ok" if settled and matches else "**" + ", ".join(
+                ([] if settled else ["reservations left"]) + ([] if matches else ["spent ≠ usage cost"])
+            ) + "**"  # fmt: skip
+            rows.append([
+                name, f"`{st.scope.split(':')[0]}`", dollars(st.hard_nanos), f"{st.usage_requests:,}",
+                dollars(st.usage_cost_nanos), dollars(st.spent_nanos), f"{st.reserved_nanos:,}", check,
+            ])  # fmt: skip
+    headers = [
+        "target", "scope", "hard limit", "usage requests", "usage cost", "limit spent", "reserved_nanos",
+        "check",
+    ]  # fmt: skip
+    note = (
+        "Each limit of the limited target after the last run, from `GET /admin/v1/usage?scope=…` (read "
+        "once nothing is reserved, or after 10 s): every reservation must have been settled or released "
+        "(`reserved_nanos` 0), and the limit's spent counter must equal the scope's metered cost this "
+        "month. The key, its project and its org hold only this target's calls, so the three rows agree."
+    )
+    return TableData("Spend limits after the load", headers, rows, note)
 
 
 def all_tables(suite: SuiteResult, seconds: int) -> list[TableData]:
     loads = plan(seconds)
     tables = [throughput_table(suite), ratio_table(suite, loads), added_latency_table(suite, loads)]
-    tables += [memory_table(suite), metering_table(suite)]
+    tables += [reservation_cost_table(suite, loads), memory_table(suite), metering_table(suite)]
+    tables.append(limits_after_table(suite))
     return [t for t in tables if t.rows]
+
+
+def _yes(value: bool | None) -> str:
+    return "–" if value is None else ("yes" if value else "**NO**")
+
+
+def burst_table(report: BurstReport) -> TableData:
+    rows = []
+    for i, run in enumerate(report.runs, 1):
+        refused = f"{run.refused}"
+        if run.refused:
+            refused += (
+                " (all 429 spend_limit_exceeded)" if run.bad_refusals == 0
+                else f" (**{run.bad_refusals} not 429 spend_limit_exceeded**)"
+            )  # fmt: skip
+        if run.refused_after_waiting:
+            refused += f"; {run.refused_after_waiting} when the wait for others' holds ran out"
+        if run.failed:
+            refused += f"; **{len(run.failed)} other errors**"
+        problems = []
+        if run.usage_requests != run.answered:
+            problems.append(f"usage counted {run.usage_requests}")
+        if run.limit_spent_nanos != run.spent_nanos:
+            problems.append(f"limit spent {dollars(run.limit_spent_nanos)}")
+        if run.reserved_after_nanos:
+            problems.append(f"{run.reserved_after_nanos:,} nanos still reserved")
+        if run.answered + run.refused != run.calls:
+            problems.append(f"{run.calls - run.answered - run.refused} calls unaccounted for")
+        rows.append([
+            str(i), dollars(run.limit_nanos), f"{run.answered}", refused, dollars(run.spent_nanos),
+            f"{run.utilisation:.1%}", dollars(run.overspend_nanos) if run.overspend_nanos else "0",
+            dollars(run.room_left_nanos),
+            dollars(run.worst_case_nanos) if run.worst_case_nanos is not None else "–",
+            _yes(run.room_below_worst_case), f"{run.wall_s:.2f}",
+            "ok" if run.ok else "**" + ("; ".join(problems) or "FAILED") + "**",
+        ])  # fmt: skip
+    headers = [
+        "burst", "hard limit", "answered", "refused", "spent", "utilisation", "overspend", "room left",
+        "largest worst case quoted", "room left < one worst case", "wall s", "check",
+    ]  # fmt: skip
+    note = (
+        f"One call costs {dollars(report.one_call_nanos)} (the dearest of {len(report.probe_costs)} probe "
+        f"calls); each burst's key has a hard limit of {ADMITS} × that. `spent`: `totals.cost_nanos` of the "
+        "key from `GET /admin/v1/usage` after the burst; `utilisation` = spent ÷ limit; `overspend` = "
+        "max(0, spent − limit); `room left` = limit − spent; a refusal that first waited in line for "
+        "others' holds and ran out of time is counted apart (its message starts `Waited`); `largest "
+        "worst case quoted`: the largest `could cost up to $X` in the 429 messages, what spendgate "
+        "reserves for one call; `wall s`: from "
+        f"firing the {CALLS} calls to the last answer. `check`: no overspend, every refusal a 429 "
+        "spend_limit_exceeded and no other error, answered + refused = "
+        f"{CALLS}, the usage count equals the calls answered, the limit's spent counter equals the usage "
+        "cost, nothing left reserved, and room left < one worst case."
+    )
+    return TableData("Spend limits under a burst", headers, rows, note)
