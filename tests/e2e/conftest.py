@@ -8,13 +8,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from openai import OpenAI
 
 ADMIN_TOKEN = "e2e-admin-token"
 SPENDGATE = [sys.executable, "-m", "spendgate"]
@@ -124,6 +125,24 @@ def start_gateway(tmp: Path, upstream: str | None, *extra: str, env: dict[str, s
     url = f"http://127.0.0.1:{port}"
     wait_until_up(url + "/healthz", process)
     return Gateway(url=url, db_path=db_path, process=process, upstream_url=upstream or "")
+
+
+Sdk = Callable[[str, str], OpenAI]
+
+
+@pytest.fixture
+def sdk() -> Iterator[Sdk]:
+    """Makes official openai SDK clients (no retries) and closes them after the test."""
+    clients: list[OpenAI] = []
+
+    def make(base_url: str, api_key: str) -> OpenAI:
+        client = OpenAI(base_url=base_url, api_key=api_key, max_retries=0)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
 
 
 @pytest.fixture(scope="session")

@@ -12,14 +12,13 @@ from typing import Any
 
 import openai
 from aiohttp import web
-from openai import OpenAI
 
 from spendgate.adapters.notify.webhook import verify_signature
 from spendgate.domain.money import format_usd
-from tests.e2e.conftest import Gateway, free_port, start_gateway, stop
+from tests.e2e.conftest import Gateway, Sdk, free_port, start_gateway, stop
 
 
-def test_a_webhook_gets_each_threshold_once(tmp_path: Path, upstream_url: str) -> None:
+def test_a_webhook_gets_each_threshold_once(tmp_path: Path, upstream_url: str, sdk: Sdk) -> None:
     received: list[tuple[dict[str, str], bytes]] = []
     port = free_port()
 
@@ -57,7 +56,7 @@ def test_a_webhook_gets_each_threshold_once(tmp_path: Path, upstream_url: str) -
             json={"org_id": org_id, "kind": "webhook", "target": f"http://127.0.0.1:{port}/hook"},
         )
         secret = channel["secret"]
-        client = OpenAI(base_url=gateway.v1, api_key=key_secret, max_retries=0)
+        client = sdk(gateway.v1, key_secret)
         first = client.chat.completions.with_raw_response.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}], max_tokens=16
         )

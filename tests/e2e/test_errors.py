@@ -13,10 +13,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from openai import OpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
-from tests.e2e.conftest import Gateway, free_port, start_gateway, stop
+from tests.e2e.conftest import Gateway, Sdk, free_port, start_gateway, stop
 
 CHAT: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
 
@@ -144,9 +143,9 @@ class TestRefusedBeforeForwarding:
         )
 
 
-def test_revoked_key_is_refused_at_once(gateway: Gateway) -> None:
+def test_revoked_key_is_refused_at_once(gateway: Gateway, sdk: Sdk) -> None:
     key_id, secret = gateway.new_key()
-    client = OpenAI(base_url=gateway.v1, api_key=secret, max_retries=0)
+    client = sdk(gateway.v1, secret)
     client.chat.completions.create(model="gpt-4o-mini", messages=CHAT)
     gateway.admin("POST", f"/keys/{key_id}/revoke")
     with pytest.raises(openai.AuthenticationError, match="revoked"):
@@ -154,8 +153,8 @@ def test_revoked_key_is_refused_at_once(gateway: Gateway) -> None:
     assert requests_recorded(gateway, key_id) == 1
 
 
-def test_openai_sdk_sees_typed_errors(gateway: Gateway, key: tuple[str, str]) -> None:
-    client = OpenAI(base_url=gateway.v1, api_key=key[1], max_retries=0)
+def test_openai_sdk_sees_typed_errors(gateway: Gateway, key: tuple[str, str], sdk: Sdk) -> None:
+    client = sdk(gateway.v1, key[1])
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="gpt-4o", messages=CHAT)
     assert caught.value.code == "model_not_found"
@@ -197,9 +196,9 @@ def test_upstream_unreachable_becomes_502(tmp_path: Path) -> None:
 
 
 def test_stream_cut_by_the_upstream_is_billed_from_what_streamed(
-    gateway: Gateway, key: tuple[str, str]
+    gateway: Gateway, key: tuple[str, str], sdk: Sdk
 ) -> None:
-    client = OpenAI(base_url=gateway.v1, api_key=key[1], max_retries=0)
+    client = sdk(gateway.v1, key[1])
     raw = client.chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=CHAT, stream=True, extra_headers={"x-sim-cut-after": "5"}
     )
@@ -240,8 +239,8 @@ def test_client_that_disconnects_mid_stream_is_billed_from_what_streamed(
     assert 0 < event["output_tokens"] < 3000
 
 
-def test_models_lists_only_what_the_key_may_use(gateway: Gateway, key: tuple[str, str]) -> None:
-    limited = OpenAI(base_url=gateway.v1, api_key=key[1], max_retries=0)
+def test_models_lists_only_what_the_key_may_use(gateway: Gateway, key: tuple[str, str], sdk: Sdk) -> None:
+    limited = sdk(gateway.v1, key[1])
     assert [m.id for m in limited.models.list().data] == ["gpt-4o-mini"]  # the simulator has no unpriced one
     _, open_secret = gateway.new_key()
-    assert len(OpenAI(base_url=gateway.v1, api_key=open_secret, max_retries=0).models.list().data) > 5
+    assert len(sdk(gateway.v1, open_secret).models.list().data) > 5

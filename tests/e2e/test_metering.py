@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -43,13 +44,15 @@ def key(gateway: Gateway) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def client(gateway: Gateway, key: tuple[str, str]) -> OpenAI:
-    return OpenAI(base_url=gateway.v1, api_key=key[1], max_retries=0)
+def client(gateway: Gateway, key: tuple[str, str]) -> Iterator[OpenAI]:
+    with OpenAI(base_url=gateway.v1, api_key=key[1], max_retries=0) as sdk_client:
+        yield sdk_client
 
 
 @pytest.fixture(scope="module")
-def direct(gateway: Gateway) -> OpenAI:
-    return OpenAI(base_url=gateway.upstream_url, api_key="direct", max_retries=0)
+def direct(gateway: Gateway) -> Iterator[OpenAI]:
+    with OpenAI(base_url=gateway.upstream_url, api_key="direct", max_retries=0) as sdk_client:
+        yield sdk_client
 
 
 def check_event(

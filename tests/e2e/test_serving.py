@@ -13,17 +13,17 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-from openai import AsyncOpenAI, OpenAI
+from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 from sqlalchemy import create_engine, text
 
 from spendgate.domain.money import usd_to_nanos
-from tests.e2e.conftest import SPENDGATE, Gateway, free_port, start_gateway, stop, wait_until_up
+from tests.e2e.conftest import SPENDGATE, Gateway, Sdk, free_port, start_gateway, stop, wait_until_up
 
 CHAT: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
 
 
-def test_demo_on_a_fresh_database_works_with_the_printed_key(tmp_path: Path) -> None:
+def test_demo_on_a_fresh_database_works_with_the_printed_key(tmp_path: Path, sdk: Sdk) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "SPENDGATE_ADMIN_TOKEN")}
     log_path = tmp_path / "serve.log"
@@ -42,7 +42,7 @@ def test_demo_on_a_fresh_database_works_with_the_printed_key(tmp_path: Path) -> 
         token = re.search(r"export SPENDGATE_ADMIN_TOKEN=(\S+)", banner)
         assert secret and token, banner
         assert "upstream: simulator" in banner
-        client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=secret.group(1), max_retries=0)
+        client = sdk(f"http://127.0.0.1:{port}/v1", secret.group(1))
         reply = client.chat.completions.create(model="gpt-4o-mini", messages=CHAT)
         assert reply.usage is not None and reply.usage.total_tokens > 0
         usage = httpx.get(
@@ -65,7 +65,9 @@ def test_demo_on_a_fresh_database_works_with_the_printed_key(tmp_path: Path) -> 
         stop(process)
 
 
-def test_config_routes_models_and_the_price_file_prices_them(tmp_path: Path, upstream_url: str) -> None:
+def test_config_routes_models_and_the_price_file_prices_them(
+    tmp_path: Path, upstream_url: str, sdk: Sdk
+) -> None:
     (tmp_path / "prices.toml").write_text(
         '[[prices]]\nmodel = "house-llama"\ninput_mtok = "0.50"\noutput_mtok = "1.50"\n'
         '[[prices]]\nmodel = "gpt-4o-mini"\ninput_mtok = "0.10"\noutput_mtok = "0.20"\n'
@@ -78,7 +80,7 @@ def test_config_routes_models_and_the_price_file_prices_them(tmp_path: Path, ups
     gw = start_gateway(tmp_path, dead, "--config", str(tmp_path / "spendgate.toml"))
     try:
         _, secret = gw.new_key()
-        client = OpenAI(base_url=gw.v1, api_key=secret, max_retries=0)
+        client = sdk(gw.v1, secret)
         raw = client.chat.completions.with_raw_response.create(model="house-llama", messages=CHAT)
         reply = raw.parse()
         event = gw.event(raw.headers["x-request-id"])
@@ -100,13 +102,13 @@ def test_config_routes_models_and_the_price_file_prices_them(tmp_path: Path, ups
         stop(gw.process)
 
 
-def test_cli_drives_the_admin_api(gateway: Gateway) -> None:
+def test_cli_drives_the_admin_api(gateway: Gateway, sdk: Sdk) -> None:
     cli = gateway.cli
     org = cli("orgs", "create", "Cli Co", "--timezone", "Asia/Shanghai")
     project = cli("projects", "create", org["id"], "web")
     key = cli("keys", "create", project["id"], "--name", "ci", "--models", "gpt-4o-mini,o3-mini")
     assert key["secret"].startswith("sg-") and key["models"] == ["gpt-4o-mini", "o3-mini"]
-    client = OpenAI(base_url=gateway.v1, api_key=key["secret"], max_retries=0)
+    client = sdk(gateway.v1, key["secret"])
     client.chat.completions.create(model="gpt-4o-mini", messages=CHAT)
     client.chat.completions.create(model="o3-mini", messages=CHAT)
     usage = cli("usage", f"org:{org['id']}", "--by", "model")
@@ -123,12 +125,10 @@ def test_cli_drives_the_admin_api(gateway: Gateway) -> None:
     assert denied.returncode == 1 and "401" in denied.stdout
 
 
-def test_health_and_metrics(gateway: Gateway) -> None:
+def test_health_and_metrics(gateway: Gateway, sdk: Sdk) -> None:
     assert httpx.get(gateway.url + "/healthz").json()["status"] == "ok"
     _, secret = gateway.new_key()
-    OpenAI(base_url=gateway.v1, api_key=secret, max_retries=0).chat.completions.create(
-        model="gpt-4o-mini", messages=CHAT
-    )
+    sdk(gateway.v1, secret).chat.completions.create(model="gpt-4o-mini", messages=CHAT)
     metrics = httpx.get(gateway.url + "/metrics").text
     assert 'spendgate_requests_total{endpoint="chat/completions",status="200"}' in metrics
     assert "spendgate_request_duration_seconds_bucket" in metrics
@@ -212,13 +212,13 @@ def test_sigterm_drains_in_flight_calls(tmp_path: Path, upstream_url: str) -> No
     assert count == 20
 
 
-def test_the_test_clock_moves_metering_time(tmp_path: Path, upstream_url: str) -> None:
+def test_the_test_clock_moves_metering_time(tmp_path: Path, upstream_url: str, sdk: Sdk) -> None:
     gw = start_gateway(tmp_path, upstream_url, "--test-clock")
     try:
         cli = gw.cli
         assert cli("clock", "set", "2026-01-31T23:00:00+00:00")["now"].startswith("2026-01-31T23:00")
         key_id, secret = gw.new_key()
-        client = OpenAI(base_url=gw.v1, api_key=secret, max_retries=0)
+        client = sdk(gw.v1, secret)
         january = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=CHAT)
         assert cli("clock", "advance", "2h")["now"].startswith("2026-02-01T01:00")
         february = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=CHAT)

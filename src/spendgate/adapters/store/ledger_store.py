@@ -17,12 +17,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, or_, select, update
+from sqlalchemy import Connection, Engine, TextClause, and_, bindparam, delete, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from spendgate.adapters.store.sql_store import _event_row
-from spendgate.adapters.store.tables import spend_counters, spend_holds, spend_limits, usage_events
+from spendgate.adapters.store.tables import (
+    UTCDateTime,
+    spend_counters,
+    spend_holds,
+    spend_limits,
+    usage_events,
+)
 from spendgate.domain.events import UsageEvent
 from spendgate.domain.spend_limits import (
     Counter,
@@ -70,6 +76,8 @@ class SqlLedgerStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._insert_events = self._insert(usage_events).on_conflict_do_nothing()
+        self._insert_event_returning = self._insert_events.returning(usage_events.c.request_id)
         # The writer keeps one connection: checking one out of the pool and resetting it on return
         # cost more than a one-event insert (measured: 356 µs vs 229 µs per commit).
         self._writer: Connection | None = None
@@ -164,112 +172,61 @@ class SqlLedgerStore:
                 results[index] = ()
             elif isinstance(op, RecordOp):
                 # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT DO NOTHING.
-                inserted = c.execute(
-                    self._insert(usage_events)
-                    .values(_event_row(op.event))
-                    .on_conflict_do_nothing()
-                    .returning(usage_events.c.request_id)
-                ).first()
-                new = inserted is not None
+                new = c.execute(self._insert_event_returning, _event_row(op.event)).first() is not None
                 results[index] = self._settle(c, op.hold_id, op.event.cost_nanos) if new else ()
             else:
                 results[index] = self._settle(c, op.request_id, 0)
         if plain_events:
-            c.execute(
-                self._insert(usage_events).on_conflict_do_nothing(), [_event_row(e) for e in plain_events]
-            )
+            c.execute(self._insert_events, [_event_row(e) for e in plain_events])
         return [r if r is not None else () for r in results]
 
     def _reserve(self, c: Connection, op: ReserveOp) -> ReserveOutcome:
+        """One upsert per counter that takes the hold only if it fits; all or nothing."""
         hold = op.hold
         counters = sorted(hold.counters, key=lambda pair: _sort_key(pair[0]))  # one lock order: no deadlocks
-        taken: list[CounterKey] = []
+        states: list[CounterState] = []
         for key, hard in counters:
-            c.execute(
-                self._insert(spend_counters)
-                .values(**_key_values(key), spent_nanos=0, reserved_nanos=0)
-                .on_conflict_do_nothing()
-            )
-            condition = _key_condition(key)
-            if hard is not None:
-                condition = and_(
-                    condition,
-                    spend_counters.c.spent_nanos + spend_counters.c.reserved_nanos + hold.amount_nanos
-                    <= hard,
-                )
-            moved = c.execute(
-                update(spend_counters)
-                .where(condition)
-                .values(reserved_nanos=spend_counters.c.reserved_nanos + hold.amount_nanos)
-            )
-            if moved.rowcount == 0:
+            params = {**_key_params(key), "amount": hold.amount_nanos, "hard": hard}
+            row = c.execute(_TAKE if hard is None else _TAKE_IF_IT_FITS, params).first()
+            if row is None:
                 break
-            taken.append(key)
-        if len(taken) == len(counters):
-            c.execute(
-                spend_holds.insert().values(
-                    request_id=hold.request_id,
-                    owner=op.owner,
-                    amount_nanos=hold.amount_nanos,
-                    counters=_dump_keys(key for key, _ in counters),
-                    state="held",
-                    created_at=op.created_at,
-                    expires_at=hold.expires_at,
-                )
-            )
-            return ReserveOutcome(Decision.ADMIT, self._states(c, [key for key, _ in counters]))
-        for key in taken:  # all or nothing: give back what this hold took
-            c.execute(
-                update(spend_counters)
-                .where(_key_condition(key))
-                .values(reserved_nanos=spend_counters.c.reserved_nanos - hold.amount_nanos)
-            )
-        states = self._states(c, [key for key, _ in counters])
-        hard_by_key = dict(counters)
-        decisions = []
-        for state in states:
-            hard = hard_by_key[state.key]
-            if hard is not None:
-                decisions.append(decide(hard, state.spent_nanos, state.reserved_nanos, hold.amount_nanos))
+            states.append(CounterState(key, row[0], row[1]))
+        if len(states) == len(counters):
+            c.execute(_INSERT_HOLD, {
+                "request_id": hold.request_id, "owner": op.owner, "amount": hold.amount_nanos,
+                "counters": _dump_keys(key for key, _ in counters), "created_at": op.created_at,
+                "expires_at": hold.expires_at,
+            })  # fmt: skip
+            return ReserveOutcome(Decision.ADMIT, tuple(states))
+        for state in states:  # give back what this hold took on the counters before the one that refused
+            c.execute(_POST, {**_key_params(state.key), "cost": 0, "release": hold.amount_nanos})
+        standing = tuple(self._state(c, key) for key, _ in counters)
+        decisions = [
+            decide(hard, state.spent_nanos, state.reserved_nanos, hold.amount_nanos)
+            for (_, hard), state in zip(counters, standing, strict=True)
+            if hard is not None
+        ]
         decision = combine(decisions)
-        return ReserveOutcome(decision if decision is not Decision.ADMIT else Decision.WAIT, states)
+        return ReserveOutcome(decision if decision is not Decision.ADMIT else Decision.WAIT, standing)
 
     def _settle(self, c: Connection, request_id: str | None, cost_nanos: int) -> tuple[CounterState, ...]:
         """Post `cost_nanos` to the hold's counters and drop the hold. A hold that already expired had
         its reservation released then, so only the cost is posted."""
         if request_id is None:
             return ()
-        removed = c.execute(
-            delete(spend_holds)
-            .where(spend_holds.c.request_id == request_id)
-            .returning(spend_holds.c.amount_nanos, spend_holds.c.counters, spend_holds.c.state)
-        ).first()
+        removed = c.execute(_DELETE_HOLD, {"request_id": request_id}).first()
         if removed is None:
             return ()
-        keys = _load_keys(removed.counters)
         release = removed.amount_nanos if removed.state == "held" else 0
-        for key in keys:
-            c.execute(
-                update(spend_counters)
-                .where(_key_condition(key))
-                .values(
-                    spent_nanos=spend_counters.c.spent_nanos + cost_nanos,
-                    reserved_nanos=spend_counters.c.reserved_nanos - release,
-                )
-            )
-        return self._states(c, keys)
-
-    def _states(self, c: Connection, keys: list[CounterKey]) -> tuple[CounterState, ...]:
         states = []
-        for key in keys:
-            row = c.execute(
-                select(spend_counters.c.spent_nanos, spend_counters.c.reserved_nanos).where(
-                    _key_condition(key)
-                )
-            ).first()
-            spent, reserved = (row[0], row[1]) if row is not None else (0, 0)
-            states.append(CounterState(key, spent, reserved))
+        for key in _load_keys(removed.counters):
+            row = c.execute(_POST, {**_key_params(key), "cost": cost_nanos, "release": release}).first()
+            states.append(CounterState(key, row[0], row[1]) if row else CounterState(key, 0, 0))
         return tuple(states)
+
+    def _state(self, c: Connection, key: CounterKey) -> CounterState:
+        row = c.execute(_READ, _key_params(key)).first()
+        return CounterState(key, row[0], row[1]) if row is not None else CounterState(key, 0, 0)
 
     # maintenance
 
@@ -310,12 +267,8 @@ class SqlLedgerStore:
                 ).first()
                 if row is None:
                     continue
-                for key in _load_keys(row.counters):
-                    c.execute(
-                        update(spend_counters)
-                        .where(_key_condition(key))
-                        .values(reserved_nanos=spend_counters.c.reserved_nanos - row.amount_nanos)
-                    )
+                for key in _load_keys(row.counters):  # release the reservation, post nothing
+                    c.execute(_POST, {**_key_params(key), "cost": 0, "release": row.amount_nanos})
                 expired += 1
         return expired
 
@@ -323,6 +276,56 @@ class SqlLedgerStore:
         """(request_id, owner, amount_nanos, state) of every hold, for tests and diagnostics."""
         with self.engine.connect() as c:
             return [(r.request_id, r.owner, r.amount_nanos, r.state) for r in c.execute(select(spend_holds))]
+
+
+# The hot statements, written once. Core expressions rebuilt per call (with their cache keys)
+# cost several milliseconds per limited call; these cost tens of microseconds. The same SQL runs on
+# SQLite (>= 3.35, for RETURNING) and PostgreSQL.
+def _sql(statement: str) -> TextClause:
+    times = [name for name in ("start", "created_at", "expires_at") if f":{name}" in statement]
+    return text(statement).bindparams(*(bindparam(name, type_=UTCDateTime()) for name in times))
+
+
+_KEY = "scope_kind = :kind AND scope_id = :sid AND period = :period AND period_start = :start"
+# Take `amount` on a counter (creating it at zero) only if spent + reserved + amount <= hard. A row
+# comes back only when the hold was taken. PostgreSQL evaluates the condition under the row's lock.
+_TAKE_IF_IT_FITS = _sql("""
+    INSERT INTO spend_counters (scope_kind, scope_id, period, period_start, spent_nanos, reserved_nanos)
+    SELECT :kind, :sid, :period, :start, 0, CAST(:amount AS BIGINT)
+    WHERE CAST(:amount AS BIGINT) <= CAST(:hard AS BIGINT)
+    ON CONFLICT (scope_kind, scope_id, period, period_start) DO UPDATE
+    SET reserved_nanos = spend_counters.reserved_nanos + excluded.reserved_nanos
+    WHERE spend_counters.spent_nanos + spend_counters.reserved_nanos + excluded.reserved_nanos
+          <= CAST(:hard AS BIGINT)
+    RETURNING spent_nanos, reserved_nanos
+""")
+_TAKE = _sql("""
+    INSERT INTO spend_counters (scope_kind, scope_id, period, period_start, spent_nanos, reserved_nanos)
+    VALUES (:kind, :sid, :period, :start, 0, CAST(:amount AS BIGINT))
+    ON CONFLICT (scope_kind, scope_id, period, period_start) DO UPDATE
+    SET reserved_nanos = spend_counters.reserved_nanos + excluded.reserved_nanos
+    RETURNING spent_nanos, reserved_nanos
+""")
+_POST = _sql(f"""
+    UPDATE spend_counters
+    SET spent_nanos = spent_nanos + CAST(:cost AS BIGINT),
+        reserved_nanos = reserved_nanos - CAST(:release AS BIGINT)
+    WHERE {_KEY}
+    RETURNING spent_nanos, reserved_nanos
+""")  # noqa: S608 (a constant, no user input)
+_READ = _sql(f"SELECT spent_nanos, reserved_nanos FROM spend_counters WHERE {_KEY}")  # noqa: S608
+_INSERT_HOLD = _sql("""
+    INSERT INTO spend_holds (request_id, owner, amount_nanos, counters, state, created_at, expires_at)
+    VALUES (:request_id, :owner, :amount, :counters, 'held', :created_at, :expires_at)
+""")
+_DELETE_HOLD = _sql(
+    "DELETE FROM spend_holds WHERE request_id = :request_id RETURNING amount_nanos, counters, state"
+)
+
+
+def _key_params(key: CounterKey) -> dict[str, Any]:
+    return {"kind": key.scope.kind.value, "sid": key.scope.id, "period": key.period.value,
+            "start": key.period_start}  # fmt: skip
 
 
 def _limit(r: Any) -> SpendLimit:
@@ -337,15 +340,6 @@ def _limit(r: Any) -> SpendLimit:
 
 def _sort_key(key: CounterKey) -> tuple[str, str, str, datetime]:
     return key.scope.kind.value, key.scope.id, key.period.value, key.period_start
-
-
-def _key_values(key: CounterKey) -> dict[str, Any]:
-    return {
-        "scope_kind": key.scope.kind.value,
-        "scope_id": key.scope.id,
-        "period": key.period.value,
-        "period_start": key.period_start,
-    }
 
 
 def _key_condition(key: CounterKey) -> Any:
