@@ -41,7 +41,7 @@ from spendgate.adapters.store.tables import spend_limits
 from spendgate.domain.clock import ManualClock, SystemClock
 from spendgate.domain.money import NANOS_PER_USD
 from spendgate.domain.spend_limits import CounterSnapshot, Period, Scope, ScopeKind, SpendLimit, period_window
-from spendgate.entrypoints import cli_alerts
+from spendgate.entrypoints import cli_alerts, cli_common
 from spendgate.entrypoints.admin_alerts import alerts_router
 from spendgate.entrypoints.admin_client import AdminClient
 from spendgate.services.accounts import Accounts
@@ -557,8 +557,10 @@ def test_the_cli_adds_lists_and_disables_channels_and_lists_alerts(
         admin._http = cast(httpx.Client, TestClient(app, base_url="http://testserver/admin/v1"))
         return admin
 
-    monkeypatch.setattr(cli_alerts, "_admin", client)
-    monkeypatch.setattr(cli_alerts, "console", Console(width=250))  # tables unwrapped
+    monkeypatch.setattr(cli_alerts, "admin", client)
+    wide = Console(width=250)  # tables unwrapped
+    monkeypatch.setattr(cli_alerts, "console", wide)
+    monkeypatch.setattr(cli_common, "console", wide)
     cli = CliRunner()
     run: Callable[[list[str]], Any] = lambda args: cli.invoke(cli_alerts.alerts_app, args)  # noqa: E731
 
