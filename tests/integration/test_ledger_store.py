@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -166,3 +168,28 @@ def test_concurrent_writers_never_pass_the_hard_limit(pg_url: str) -> None:
     engine.dispose()
     assert counter.spent_nanos == sum(admitted) == hard  # the budget is used exactly, never passed
     assert counter.reserved_nanos == 0
+
+
+def test_reservations_commit_without_fsync_and_events_with_it(tmp_path: Path) -> None:
+    """A batch of holds only is committed with synchronous=NORMAL (visible at once, not power-cut-safe);
+    the writer goes back to FULL, so usage events stay fsynced."""
+    from spendgate.adapters.store.engine import create_store_engine, migrate
+
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'sync.db'}", "full")
+    migrate(engine)
+    ledger = SqlLedgerStore(engine)
+    levels: list[int] = []
+
+    def trace(statement: str) -> None:
+        if statement.startswith("PRAGMA synchronous="):
+            levels.append(int(statement.rsplit("=", 1)[1]) if statement[-1].isdigit() else 1)
+
+    ledger.apply([ReserveOp(Hold("h1", ((KEY, 1000),), 10, T0), "gw", T0)])  # opens the writer connection
+    writer: Any = ledger._writer
+    writer.connection.driver_connection.set_trace_callback(trace)
+    ledger.apply([ReserveOp(Hold("h2", ((KEY, 1000),), 10, T0), "gw", T0)])
+    ledger.apply([RecordOp(event("h2", 5), "h2")])
+    assert levels == [1, 2]  # relaxed for the hold, back to FULL after it; the event's batch is untouched
+    assert writer.connection.driver_connection.execute("PRAGMA synchronous").fetchone()[0] == 2
+    ledger.close()
+    engine.dispose()
