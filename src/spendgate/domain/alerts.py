@@ -9,6 +9,7 @@ argument.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -52,6 +53,7 @@ class Threshold:
         return spent_nanos > 0 and spent_nanos >= self.amount_nanos
 
 
+@functools.lru_cache(maxsize=4096)
 def thresholds(limit: SpendLimit) -> tuple[Threshold, ...]:
     """The soft limit (if any), then each distinct share of the hard limit (if any), ascending.
 

@@ -86,6 +86,15 @@ class Alerting:
         self._remember = remember
         self._fired: OrderedDict[_FiredKey, None] = OrderedDict()
 
+    def has_due(self, snapshots: Sequence[CounterSnapshot]) -> bool:
+        """Whether any snapshot crossed a threshold this process has not seen fire: most settlements
+        cross none, and then no task is started for them."""
+        return any(
+            not self._seen(snapshot, t)
+            for snapshot in snapshots
+            for t in crossed_thresholds(snapshot.limit, snapshot.spent_nanos, snapshot.refused_nanos)
+        )
+
     async def counters_changed(self, snapshots: Sequence[CounterSnapshot]) -> None:
         fired_any = False
         for snapshot in snapshots:

@@ -296,6 +296,8 @@ class Metering:
                     refused_nanos,
                 )
             )
+        if not self._alerts.has_due(snapshots):
+            return
         task = asyncio.create_task(self._alerts.counters_changed(snapshots))
         self._background.add(task)
         task.add_done_callback(self._alert_done)

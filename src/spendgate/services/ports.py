@@ -77,6 +77,10 @@ class PriceBook(Protocol):
 
 
 class AlertSink(Protocol):
+    def has_due(self, snapshots: Sequence[CounterSnapshot]) -> bool:
+        """Cheap, synchronous: whether `counters_changed` has anything to do for these snapshots."""
+        ...
+
     async def counters_changed(self, snapshots: Sequence[CounterSnapshot]) -> None:
         """Called after settlements commit, off the hot path; fires the alerts now due."""
         ...

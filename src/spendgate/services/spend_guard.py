@@ -27,6 +27,7 @@ from spendgate.domain.spend_limits import (
     CounterState,
     Decision,
     Hold,
+    Period,
     ReserveOutcome,
     Scope,
     ScopeKind,
@@ -138,6 +139,7 @@ class SpendGuard:
         self._poll = poll_seconds
         self._hold_ttl = timedelta(seconds=hold_ttl_seconds)
         self._queues: dict[CounterKey, deque[_Waiter]] = {}
+        self._windows: dict[tuple[Period, str], tuple[datetime, datetime | None]] = {}
         self.live: set[str] = set()  # holds of calls in flight here; only these are kept from expiring
 
     def plan(self, request_id: str, applied: Sequence[AppliedLimit], amount_nanos: int) -> Reservation:
@@ -146,7 +148,7 @@ class SpendGuard:
         limits: dict[CounterKey, AppliedLimit] = {}
         windows: dict[CounterKey, tuple[datetime, datetime | None]] = {}
         for item in applied:
-            start, end = period_window(item.limit.period, now, item.timezone)
+            start, end = self._window(item.limit.period, item.timezone, now)
             key = CounterKey(item.limit.scope, item.limit.period, start)
             counters.append((key, item.limit.hard_nanos))
             limits[key], windows[key] = item, (start, end)
@@ -157,6 +159,15 @@ class SpendGuard:
             expires_at=self._wall.now() + self._hold_ttl,
         )
         return Reservation(hold, limits, windows)
+
+    def _window(self, period: Period, timezone: str, now: datetime) -> tuple[datetime, datetime | None]:
+        """`period_window`, remembered until the period ends (it is the same for every call till then)."""
+        known = self._windows.get((period, timezone))
+        if known is not None and known[0] <= now and (known[1] is None or now < known[1]):
+            return known
+        window = period_window(period, now, timezone)
+        self._windows[(period, timezone)] = window
+        return window
 
     async def try_reserve(self, reservation: Reservation) -> ReserveOutcome:
         """One attempt, no waiting (used to decide whether a tighter bound is worth computing)."""
