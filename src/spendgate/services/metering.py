@@ -30,7 +30,13 @@ from spendgate.domain.refusals import RefusalCode, Refused
 from spendgate.domain.spend_limits import CounterSnapshot, CounterState, Decision
 from spendgate.domain.usage import TokenUsage
 from spendgate.services.ports import AccountStore, AlertSink, PriceBook
-from spendgate.services.spend_guard import LimitRefused, LimitsDirectory, Reservation, SpendGuard
+from spendgate.services.spend_guard import (
+    AppliedLimit,
+    LimitRefused,
+    LimitsDirectory,
+    Reservation,
+    SpendGuard,
+)
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +179,7 @@ class Metering:
         return await self._reserve(admission, applied, payload or {}, body)
 
     async def _reserve(
-        self, admission: Admission, applied: Sequence[Any], payload: dict[str, Any], body: bytes
+        self, admission: Admission, applied: Sequence[AppliedLimit], payload: dict[str, Any], body: bytes
     ) -> Admission:
         assert self._guard is not None and self._catalog is not None
         model_max = self._catalog.max_output_tokens(admission.model)
