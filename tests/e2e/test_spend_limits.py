@@ -5,8 +5,10 @@ within one call's worst case (calls that fit wait for others' reservations inste
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 from openai import AsyncOpenAI
 
 from spendgate.domain.money import format_usd, parse_usd
-from tests.e2e.conftest import SPENDGATE, Gateway, free_port, start_gateway, stop, wait_until_up
+from tests.e2e.conftest import SPENDGATE, Gateway, Sdk, free_port, start_gateway, stop, wait_until_up
 
 WORST_CASE = re.compile(r"could cost up to \$([0-9]+(?:\.[0-9]+)?)")
 
@@ -161,3 +163,50 @@ def test_limits_from_the_cli_and_the_usage_standing(slow_gateway: Gateway, tmp_p
     assert cli("limits", "list", f"project:{ids['project']}") == []
     bad = gateway.cli_run("limits", "set", "team:x", "--hard", "1")
     assert bad.returncode == 1 and "org:ID" in bad.stdout
+
+
+def test_every_way_a_call_ends_gives_its_hold_back(gateway: Gateway, sdk: Sdk) -> None:
+    """Upstream errors, timeouts, cut streams and clients that leave: each settles or releases its
+    hold, so nothing stays reserved."""
+    import json
+    import socket
+
+    import httpx
+
+    ids = scopes_of(gateway)
+    gateway.admin("POST", "/limits", json={"scope": f"key:{ids['key']}", "hard_usd": "1", "period": "day"})
+    auth = {"Authorization": f"Bearer {ids['secret']}"}
+    messages: Any = [{"role": "user", "content": "hello"}]
+    body = {"model": "gpt-4o-mini", "messages": messages}
+    for fault in ({"x-sim-status": "500"}, {"x-sim-status": "400"}, {"x-sim-first-byte-ms": "5000"}):
+        httpx.post(gateway.v1 + "/chat/completions", json=body, headers={**auth, **fault}, timeout=30)
+    client = sdk(gateway.v1, ids["secret"])
+    with contextlib.suppress(openai.APIError):
+        for _ in client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=body["messages"],
+            stream=True,
+            extra_headers={"x-sim-cut-after": "3"},
+        ):
+            pass
+    payload = json.dumps({**body, "stream": True}).encode()
+    port = int(gateway.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:  # a client that leaves mid-stream
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {ids['secret']}\r\nx-sim-output-tokens: 3000\r\n".encode()
+            + f"Content-Length: {len(payload)}\r\n\r\n".encode()
+            + payload
+        )
+        received = b""
+        while received.count(b"data:") < 3:
+            received += sock.recv(65536)
+    deadline = time.monotonic() + 10
+    while True:
+        [standing] = gateway.usage(f"key:{ids['key']}")["limits"]
+        usage = gateway.usage(f"key:{ids['key']}")["totals"]
+        if standing["reserved_nanos"] == 0 and usage["requests"] == 5:
+            break
+        assert time.monotonic() < deadline, f"still held: {standing}, {usage}"
+        time.sleep(0.1)
+    assert standing["spent_nanos"] == usage["cost_nanos"] > 0  # the cut streams were billed
