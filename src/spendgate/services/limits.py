@@ -15,12 +15,12 @@ from spendgate.domain.spend_limits import (
     CounterKey,
     Period,
     Scope,
-    ScopeKind,
     SpendLimit,
     period_window,
 )
 from spendgate.services.errors import Invalid, NotFound
 from spendgate.services.ports import AccountStore
+from spendgate.services.scopes import resolve_scope, scope_timezone
 
 
 class LimitStore(Protocol):
@@ -125,26 +125,7 @@ class Limits:
             self._on_change()
 
     def _scope(self, text: str) -> Scope:
-        try:
-            scope = Scope.parse(text)
-        except ValueError as exc:
-            raise Invalid(str(exc)) from exc
-        found = {
-            ScopeKind.ORG: self._accounts.get_org,
-            ScopeKind.PROJECT: self._accounts.get_project,
-            ScopeKind.KEY: self._accounts.get_key,
-        }[scope.kind](scope.id)
-        if found is None:
-            raise NotFound(f"no {scope.kind.value} {scope.id!r}")
-        return scope
+        return resolve_scope(self._accounts, text)[0]
 
     def _timezone(self, scope: Scope) -> str:
-        org_id = scope.id
-        if scope.kind is ScopeKind.PROJECT:
-            project = self._accounts.get_project(scope.id)
-            org_id = project.org_id if project else ""
-        elif scope.kind is ScopeKind.KEY:
-            key = self._accounts.get_key(scope.id)
-            org_id = key.org_id if key else ""
-        org = self._accounts.get_org(org_id)
-        return org.timezone if org else "UTC"
+        return scope_timezone(self._accounts, scope)

@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 
 from spendgate.domain.clock import Clock
 from spendgate.domain.periods import local_days, month_bounds
-from spendgate.services.errors import Invalid, NotFound
+from spendgate.domain.spend_limits import ScopeKind
+from spendgate.services.errors import Invalid
 from spendgate.services.ports import Store, UsageFilter, UsageTotals
+from spendgate.services.scopes import resolve_scope
 
 Breakdown = Literal["day", "model", "key", "project"]
 
@@ -62,24 +64,8 @@ class Reporting:
     def _resolve(self, scope: str | None) -> tuple[UsageFilter, str]:
         if scope is None or scope == "all":
             return UsageFilter(), "UTC"
-        kind, _, ident = scope.partition(":")
-        if kind == "org":
-            org = self._store.get_org(ident)
-            if org is None:
-                raise NotFound(f"no org {ident!r}")
-            return UsageFilter(org_id=ident), org.timezone
-        if kind == "project":
-            project = self._store.get_project(ident)
-            if project is None:
-                raise NotFound(f"no project {ident!r}")
-            return UsageFilter(project_id=ident), self._org_timezone(project.org_id)
-        if kind == "key":
-            key = self._store.get_key(ident)
-            if key is None:
-                raise NotFound(f"no key {ident!r}")
-            return UsageFilter(key_id=ident), self._org_timezone(key.org_id)
-        raise Invalid(f"scope must be org:ID, project:ID or key:ID, not {scope!r}")
-
-    def _org_timezone(self, org_id: str) -> str:
-        org = self._store.get_org(org_id)
-        return org.timezone if org else "UTC"
+        resolved, timezone = resolve_scope(self._store, scope)
+        field = {ScopeKind.ORG: "org_id", ScopeKind.PROJECT: "project_id", ScopeKind.KEY: "key_id"}[
+            resolved.kind
+        ]
+        return UsageFilter(**{field: resolved.id}), timezone
