@@ -114,7 +114,7 @@ async def build_container(settings: Settings) -> Container:
 
     file_config = settings.file_config()
     simulator_runner = None
-    if settings.simulated():
+    if settings.simulated(file_config):
         simulator_runner, port = await start_simulator("127.0.0.1", 0, SimulatorConfig())
         default = Upstream(name="simulator", base_url=f"http://127.0.0.1:{port}/v1", api_key="simulated")
     else:

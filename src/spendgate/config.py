@@ -56,11 +56,11 @@ class Settings(BaseSettings):
             return self.upstream_api_key.get_secret_value()
         return os.environ.get("OPENAI_API_KEY") or None
 
-    def simulated(self) -> bool:
+    def simulated(self, file_config: FileConfig) -> bool:
         """The built-in simulator serves when asked to, or when no upstream is configured at all."""
         if self.simulate:
             return True
-        return self.upstream_url is None and self.upstream_key() is None and not self.file_config().upstreams
+        return self.upstream_url is None and self.upstream_key() is None and not file_config.upstreams
 
     def file_config(self) -> FileConfig:
         if self.config_file is None:

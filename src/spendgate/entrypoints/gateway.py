@@ -491,11 +491,12 @@ def _parse(endpoint: str, body: bytes) -> _Call:
 
 
 def _forwarded(scope: Scope) -> dict[str, str]:
-    return {
-        name.decode("latin-1"): value.decode("latin-1")
-        for name, value in scope["headers"]
-        if name.decode("latin-1") not in _NOT_FORWARDED
-    }
+    forwarded = {}
+    for raw_name, value in scope["headers"]:
+        name = raw_name.decode("latin-1")
+        if name not in _NOT_FORWARDED:
+            forwarded[name] = value.decode("latin-1")
+    return forwarded
 
 
 def _loads(raw: bytes) -> Any:
